@@ -1,0 +1,213 @@
+//! Everything about talking to AWS that is not specific to a resource kind: one shared SDK config (the standard
+//! credential chain, profiles, AWS_REGION, AWS_ENDPOINT_URL), clients per region, and error classification.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_smithy_types::error::display::DisplayErrorContext;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+
+/// Overrides from the command line; anything unset comes from the standard AWS chain.
+#[derive(Debug, Clone, Default)]
+pub struct Settings {
+    pub region: Option<String>,
+    pub profile: Option<String>,
+    pub endpoint_url: Option<String>,
+}
+
+/// The region the environment names (AWS_REGION, AWS_DEFAULT_REGION, the profile), if any. Deliberately not the
+/// full default chain: its last resort asks the EC2 instance metadata service, a network call with timeouts on
+/// every machine that is not an EC2 instance.
+pub async fn ambient_region(settings: &Settings) -> Option<String> {
+    use aws_config::environment::EnvironmentVariableRegionProvider;
+    use aws_config::meta::region::RegionProviderChain;
+    use aws_config::profile::ProfileFileRegionProvider;
+    let mut profile = ProfileFileRegionProvider::builder();
+    if let Some(p) = &settings.profile {
+        profile = profile.profile_name(p);
+    }
+    RegionProviderChain::first_try(EnvironmentVariableRegionProvider::new())
+        .or_else(profile.build())
+        .region()
+        .await
+        .map(|r| r.to_string())
+}
+
+/// Loads the shared SDK config the way every AWS tool does (credential chain, profile, AWS_ENDPOINT_URL), with
+/// our overrides on top; `region` is the stack's home region.
+pub async fn load_config(settings: &Settings, region: &str) -> SdkConfig {
+    let mut loader = aws_config::defaults(BehaviorVersion::latest()).region(Region::new(region.to_string()));
+    if let Some(p) = &settings.profile {
+        loader = loader.profile_name(p);
+    }
+    if let Some(url) = &settings.endpoint_url {
+        loader = loader.endpoint_url(url);
+    }
+    // Refreshing a large stack makes many calls at once: retry throttling harder than the SDK's default of
+    // 3 attempts, unless the user chose a policy (AWS_MAX_ATTEMPTS / AWS_RETRY_MODE / profile settings).
+    if std::env::var_os("AWS_MAX_ATTEMPTS").is_none() && std::env::var_os("AWS_RETRY_MODE").is_none() {
+        loader = loader.retry_config(
+            aws_config::retry::RetryConfig::standard()
+                .with_max_attempts(10)
+                .with_max_backoff(Duration::from_secs(20)),
+        );
+    }
+    loader.load().await
+}
+
+/// The clients of one region.
+#[derive(Clone, Debug)]
+pub struct Clients {
+    pub ec2: aws_sdk_ec2::Client,
+    pub elbv2: aws_sdk_elasticloadbalancingv2::Client,
+    pub rds: aws_sdk_rds::Client,
+    pub route53: aws_sdk_route53::Client,
+    pub logs: aws_sdk_cloudwatchlogs::Client,
+    pub sns: aws_sdk_sns::Client,
+}
+
+impl Clients {
+    pub fn new(config: &SdkConfig, region: &str) -> Clients {
+        let config = config.clone().into_builder().region(Region::new(region.to_string())).build();
+        Clients {
+            ec2: aws_sdk_ec2::Client::new(&config),
+            elbv2: aws_sdk_elasticloadbalancingv2::Client::new(&config),
+            rds: aws_sdk_rds::Client::new(&config),
+            route53: aws_sdk_route53::Client::new(&config),
+            logs: aws_sdk_cloudwatchlogs::Client::new(&config),
+            sns: aws_sdk_sns::Client::new(&config),
+        }
+    }
+}
+
+/// How long to keep retrying conditions that clear by themselves.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    /// Right after a create, other calls may not see the new resource yet (`InvalidVpcID.NotFound`).
+    pub consistency: Duration,
+    /// Deletes blocked by dependencies that drain on their own (ENIs left by ELB/Lambda): `DependencyViolation`.
+    pub dependency: Duration,
+    /// First pause between attempts; doubles up to 15 s.
+    pub interval: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        // Terraform's AWS provider waits ~2 min for eventual consistency and up to 15-20 min for SG deletes.
+        RetryPolicy {
+            consistency: Duration::from_secs(120),
+            dependency: Duration::from_secs(15 * 60),
+            interval: Duration::from_secs(2),
+        }
+    }
+}
+
+/// The connection to AWS for one stack: who we are (the stack name, for ownership), clients per region.
+#[derive(Debug, Clone)]
+pub struct Cloud {
+    stack: String,
+    home: String,
+    regions: BTreeMap<String, Clients>,
+    pub retry: RetryPolicy,
+}
+
+impl Cloud {
+    /// `regions` must include every region the stack's resources live in; the first is the stack's home.
+    pub fn new(stack: &str, config: &SdkConfig, regions: &[String]) -> Cloud {
+        let home = config.region().map(|r| r.to_string()).unwrap_or_else(|| regions[0].clone());
+        let mut all: Vec<String> = regions.to_vec();
+        all.push(home.clone());
+        let regions = all.into_iter().map(|r| (r.clone(), Clients::new(config, &r))).collect();
+        Cloud { stack: stack.to_string(), home, regions, retry: RetryPolicy::default() }
+    }
+
+    /// Built from ready clients (tests hand in mocked ones).
+    pub fn from_clients(stack: &str, region: &str, clients: Clients, retry: RetryPolicy) -> Cloud {
+        Cloud {
+            stack: stack.to_string(),
+            home: region.to_string(),
+            regions: BTreeMap::from([(region.to_string(), clients)]),
+            retry,
+        }
+    }
+
+    /// The stack name: the value of the `webscale:stack` ownership tag.
+    pub fn stack(&self) -> &str {
+        &self.stack
+    }
+
+    /// The region resources live in unless they say otherwise.
+    pub fn home_region(&self) -> &str {
+        &self.home
+    }
+
+    pub fn regions(&self) -> impl Iterator<Item = &str> {
+        self.regions.keys().map(String::as_str)
+    }
+
+    pub fn clients(&self, region: &str) -> Result<&Clients, CloudError> {
+        self.regions
+            .get(region)
+            .ok_or_else(|| CloudError::internal(format!("no AWS clients for region {region}")))
+    }
+
+    pub fn ec2(&self, region: &str) -> Result<&aws_sdk_ec2::Client, CloudError> {
+        Ok(&self.clients(region)?.ec2)
+    }
+}
+
+/// An AWS call that failed, keeping the service's error code: it is how "not found", "throttled" and
+/// "dependency violation" are told apart.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{operation}: {}{message}", code.as_ref().map(|c| format!("{c}: ")).unwrap_or_default())]
+pub struct CloudError {
+    pub operation: String,
+    pub code: Option<String>,
+    pub message: String,
+}
+
+impl CloudError {
+    /// A failure of webscale itself rather than of a call.
+    pub fn internal(message: impl Into<String>) -> CloudError {
+        CloudError { operation: "webscale".into(), code: None, message: message.into() }
+    }
+
+    pub fn code(&self) -> &str {
+        self.code.as_deref().unwrap_or("")
+    }
+
+    /// The thing acted on does not exist (any service's spelling).
+    pub fn is_not_found(&self) -> bool {
+        let c = self.code();
+        c.ends_with(".NotFound") || c.ends_with("NotFound") || c.ends_with("NotFoundException") || c == "NoSuchEntity"
+    }
+
+    /// Something still uses the resource; often clears by itself (ENIs draining).
+    pub fn is_dependency_violation(&self) -> bool {
+        matches!(self.code(), "DependencyViolation" | "ResourceInUse" | "ResourceInUseException")
+    }
+}
+
+/// Attaches the operation name to an SDK result, keeping the error code.
+pub trait CallExt<T> {
+    fn call(self, operation: &str) -> Result<T, CloudError>;
+}
+
+impl<T, E, R> CallExt<T> for Result<T, aws_smithy_runtime_api::client::result::SdkError<E, R>>
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    fn call(self, operation: &str) -> Result<T, CloudError> {
+        self.map_err(|err| {
+            let code = err.code().map(str::to_string);
+            let message = match err.message() {
+                Some(m) => m.to_string(),
+                // Not a service error (no network, timeout, bad credentials): the full cause chain says why.
+                None => DisplayErrorContext(&err).to_string(),
+            };
+            CloudError { operation: operation.to_string(), code, message }
+        })
+    }
+}

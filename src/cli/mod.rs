@@ -1,0 +1,170 @@
+//! The command line: clap definitions and thin commands that hand off to the pipeline.
+//!
+//! Exit codes, relied on by CI pipelines: 0 success; 1 error (bad spec, AWS failure, refused, failed apply);
+//! 2 only with `plan --detailed-exitcode`, when changes are pending.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::aws::{self, Cloud, Settings};
+use crate::plan::{self, Plan};
+use crate::spec::{self, RegionChoice, Stack};
+use crate::ui::Ui;
+use crate::{Error, apply, resources};
+
+#[derive(Debug, Parser)]
+#[command(name = "webscale", version, about = "Plan, apply and destroy the classic scalable AWS web architecture from one TOML file")]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct Global {
+    /// AWS region; overrides the stack file's [stack] region and AWS_REGION.
+    #[arg(long, global = true)]
+    pub region: Option<String>,
+    /// Named profile from ~/.aws/config (default: AWS_PROFILE, else "default").
+    #[arg(long, global = true)]
+    pub profile: Option<String>,
+    /// Send every AWS call to this endpoint (e.g. a local emulator); default: AWS_ENDPOINT_URL.
+    #[arg(long, global = true)]
+    pub endpoint_url: Option<String>,
+    /// No ANSI colours (also: NO_COLOR, or output that is not a terminal).
+    #[arg(long, global = true)]
+    pub no_color: bool,
+    /// More log detail on stderr (-v info, -vv debug); RUST_LOG takes precedence.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check a stack file without calling AWS: every problem, with file, line and column.
+    Validate(FileArgs),
+    /// Show what apply would change, attribute by attribute, against live AWS.
+    Plan(PlanArgs),
+    /// Make live AWS match the stack file.
+    Apply(ApplyArgs),
+    /// Delete everything the stack owns (found by its tags), and nothing else.
+    Destroy(ApplyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct FileArgs {
+    /// The stack file.
+    #[arg(short = 'f', long = "file", default_value = "webscale.toml")]
+    pub file: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub file: FileArgs,
+    /// Print the plan as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Exit 0 when there is nothing to do, 2 when there are changes, 1 on error.
+    #[arg(long)]
+    pub detailed_exitcode: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    #[command(flatten)]
+    pub file: FileArgs,
+    /// Do not ask for confirmation (required without a terminal, e.g. in CI).
+    #[arg(long)]
+    pub auto_approve: bool,
+    /// At most this many AWS operations at once.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub parallelism: u16,
+    /// Progress and result as JSON lines.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl Cli {
+    pub fn ui(&self) -> Ui {
+        let json = match &self.command {
+            Command::Plan(a) => a.json,
+            Command::Apply(a) | Command::Destroy(a) => a.json,
+            Command::Validate(_) => false,
+        };
+        Ui::new(json, self.global.no_color)
+    }
+}
+
+pub async fn run(cli: Cli, ui: Ui) -> Result<ExitCode, Error> {
+    let settings = Settings {
+        region: cli.global.region.clone(),
+        profile: cli.global.profile.clone(),
+        endpoint_url: cli.global.endpoint_url.clone(),
+    };
+    match cli.command {
+        Command::Validate(args) => {
+            let stack = load(&settings, &args.file).await?;
+            let n = resources::desired(&stack).len();
+            ui.out(&format!(
+                "{} is valid: stack {} in {}, {n} resources.",
+                args.file.display(),
+                stack.name,
+                stack.region
+            ));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Plan(args) => {
+            let (stack, cloud) = connect(&settings, &args.file.file).await?;
+            let plan = plan::build(&cloud, &stack, plan::Mode::Apply).await?;
+            ui.plan(&plan);
+            Ok(if args.detailed_exitcode && plan.has_changes() { ExitCode::from(2) } else { ExitCode::SUCCESS })
+        }
+        Command::Apply(args) => execute(&settings, &args, plan::Mode::Apply, ui).await,
+        Command::Destroy(args) => execute(&settings, &args, plan::Mode::Destroy, ui).await,
+    }
+}
+
+async fn load(settings: &Settings, file: &std::path::Path) -> Result<Stack, Error> {
+    let choice = RegionChoice { forced: settings.region.clone(), ambient: aws::ambient_region(settings).await };
+    Ok(spec::load(file, &choice)?)
+}
+
+async fn connect(settings: &Settings, file: &std::path::Path) -> Result<(Stack, Cloud), Error> {
+    let stack = load(settings, file).await?;
+    let config = aws::load_config(settings, &stack.region).await;
+    let cloud = Cloud::new(&stack.name, &config, std::slice::from_ref(&stack.region));
+    Ok((stack, cloud))
+}
+
+async fn execute(settings: &Settings, args: &ApplyArgs, mode: plan::Mode, ui: Ui) -> Result<ExitCode, Error> {
+    let verb = match mode {
+        plan::Mode::Apply => "apply",
+        plan::Mode::Destroy => "destroy",
+    };
+    let (stack, cloud) = connect(settings, &args.file.file).await?;
+    let plan: Plan = plan::build(&cloud, &stack, mode).await?;
+    ui.plan_event(&plan);
+    if !plan.has_changes() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    if !args.auto_approve {
+        if !std::io::stdin().is_terminal() {
+            return Err(Error::Refused(format!(
+                "{verb} needs approval and there is no terminal to ask on: review the plan, then pass --auto-approve"
+            )));
+        }
+        let question = format!("\nDo you want to {verb} these changes to stack {}?", stack.name);
+        if !ui.confirm(&question) {
+            return Err(Error::Refused(format!("{verb} cancelled; nothing was changed")));
+        }
+    }
+    let options = apply::Options { parallelism: args.parallelism.into(), ..Default::default() };
+    let report = apply::apply(&cloud, &plan, &options, &ui).await?;
+    ui.report(&plan, &report, verb);
+    if report.failed() { Err(Error::Incomplete(verb)) } else { Ok(ExitCode::SUCCESS) }
+}

@@ -1,0 +1,246 @@
+//! A generic dependency graph and its bounded parallel walk. Nothing here knows about AWS or resource kinds:
+//! nodes are indices, an edge `a -> b` means "a must finish before b starts".
+//!
+//! The walk runs every node whose prerequisites all succeeded, at most `parallelism` at once. When a node fails,
+//! everything downstream of it is skipped (and says which failure it is waiting on), while independent branches
+//! carry on: one broken subnet does not stop the security groups.
+
+use std::collections::VecDeque;
+use std::future::Future;
+
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+
+#[derive(Debug, Clone, Default)]
+pub struct Graph {
+    /// `after[a]`: nodes that wait for `a`.
+    after: Vec<Vec<usize>>,
+    /// `before[b]`: nodes `b` waits for.
+    before: Vec<Vec<usize>>,
+}
+
+/// The nodes of a cycle, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cycle(pub Vec<usize>);
+
+/// How a node ended in a walk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome<E> {
+    Done,
+    Failed(E),
+    /// Not run because a prerequisite failed; names the failed node it was waiting on.
+    Skipped { because: usize },
+}
+
+impl Graph {
+    pub fn new(nodes: usize) -> Graph {
+        Graph { after: vec![Vec::new(); nodes], before: vec![Vec::new(); nodes] }
+    }
+
+    pub fn len(&self) -> usize {
+        self.after.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.after.is_empty()
+    }
+
+    /// `first` must finish before `then` starts. Duplicate edges are ignored.
+    pub fn edge(&mut self, first: usize, then: usize) {
+        if !self.after[first].contains(&then) {
+            self.after[first].push(then);
+            self.before[then].push(first);
+        }
+    }
+
+    pub fn prerequisites(&self, node: usize) -> &[usize] {
+        &self.before[node]
+    }
+
+    /// The same nodes with every edge turned around: the order for tearing down what this order built.
+    pub fn reversed(&self) -> Graph {
+        Graph { after: self.before.clone(), before: self.after.clone() }
+    }
+
+    /// A topological order (Kahn's algorithm, ties broken by index so the order is stable), or one cycle.
+    pub fn order(&self) -> Result<Vec<usize>, Cycle> {
+        let mut waiting: Vec<usize> = self.before.iter().map(Vec::len).collect();
+        let mut ready: VecDeque<usize> = (0..self.len()).filter(|&n| waiting[n] == 0).collect();
+        let mut out = Vec::with_capacity(self.len());
+        while let Some(n) = ready.pop_front() {
+            out.push(n);
+            let mut next: Vec<usize> = self.after[n].clone();
+            next.sort_unstable();
+            for m in next {
+                waiting[m] -= 1;
+                if waiting[m] == 0 {
+                    ready.push_back(m);
+                }
+            }
+        }
+        if out.len() == self.len() {
+            return Ok(out);
+        }
+        Err(self.find_cycle(&waiting))
+    }
+
+    /// Follows unfinished prerequisites from any node left over until a node repeats.
+    fn find_cycle(&self, waiting: &[usize]) -> Cycle {
+        let start = (0..self.len()).find(|&n| waiting[n] > 0).unwrap_or(0);
+        let mut path = vec![start];
+        let mut node = start;
+        loop {
+            let Some(&prev) = self.before[node].iter().find(|&&p| waiting[p] > 0) else {
+                return Cycle(path);
+            };
+            if let Some(pos) = path.iter().position(|&p| p == prev) {
+                let mut cycle = path[pos..].to_vec();
+                cycle.reverse();
+                return Cycle(cycle);
+            }
+            path.push(prev);
+            node = prev;
+        }
+    }
+
+    /// Runs `run` on every node, each after its prerequisites succeeded, at most `parallelism` at a time.
+    /// The graph must be acyclic (check with [`Graph::order`] first); nodes on a cycle would never run and are
+    /// reported as skipped because of themselves.
+    pub async fn walk<E, F, Fut>(&self, parallelism: usize, mut run: F) -> Vec<Outcome<E>>
+    where
+        E: Clone,
+        F: FnMut(usize) -> Fut,
+        Fut: Future<Output = (usize, Result<(), E>)>,
+    {
+        let parallelism = parallelism.max(1);
+        let mut outcome: Vec<Option<Outcome<E>>> = vec![None; self.len()];
+        let mut waiting: Vec<usize> = self.before.iter().map(Vec::len).collect();
+        let mut ready: VecDeque<usize> = (0..self.len()).filter(|&n| waiting[n] == 0).collect();
+        let mut running = FuturesUnordered::new();
+        loop {
+            while running.len() < parallelism
+                && let Some(n) = ready.pop_front()
+            {
+                running.push(run(n));
+            }
+            let Some((n, result)) = running.next().await else { break };
+            let failed = result.is_err();
+            outcome[n] = Some(match result {
+                Ok(()) => Outcome::Done,
+                Err(e) => Outcome::Failed(e),
+            });
+            if failed {
+                self.skip_downstream(n, n, &mut outcome);
+            }
+            for &m in &self.after[n] {
+                waiting[m] -= 1;
+                if waiting[m] == 0 && outcome[m].is_none() {
+                    ready.push_back(m);
+                }
+            }
+        }
+        outcome
+            .into_iter()
+            .enumerate()
+            .map(|(n, o)| o.unwrap_or(Outcome::Skipped { because: n }))
+            .collect()
+    }
+
+    fn skip_downstream<E>(&self, from: usize, root: usize, outcome: &mut [Option<Outcome<E>>]) {
+        for &m in &self.after[from] {
+            if outcome[m].is_none() {
+                outcome[m] = Some(Outcome::Skipped { because: root });
+                self.skip_downstream(m, root, outcome);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    fn chain() -> Graph {
+        // 0 -> 1 -> 3, 0 -> 2 -> 3, 4 alone
+        let mut g = Graph::new(5);
+        g.edge(0, 1);
+        g.edge(0, 2);
+        g.edge(1, 3);
+        g.edge(2, 3);
+        g
+    }
+
+    #[test]
+    fn order_respects_every_edge() {
+        let g = chain();
+        let order = g.order().unwrap();
+        let pos = |n| order.iter().position(|&x| x == n).unwrap();
+        assert!(pos(0) < pos(1) && pos(0) < pos(2) && pos(1) < pos(3) && pos(2) < pos(3));
+        assert_eq!(order.len(), 5);
+    }
+
+    #[test]
+    fn reversed_order_tears_down_dependents_first() {
+        let order = chain().reversed().order().unwrap();
+        let pos = |n| order.iter().position(|&x| x == n).unwrap();
+        assert!(pos(3) < pos(1) && pos(1) < pos(0) && pos(2) < pos(0));
+    }
+
+    #[test]
+    fn cycle_is_reported_with_its_members() {
+        let mut g = Graph::new(4);
+        g.edge(0, 1);
+        g.edge(1, 2);
+        g.edge(2, 3);
+        g.edge(3, 1);
+        let Cycle(mut members) = g.order().unwrap_err();
+        members.sort();
+        assert_eq!(members, vec![1, 2, 3]);
+    }
+
+    #[tokio::test]
+    async fn failure_skips_dependents_but_not_independent_branches() {
+        let g = chain();
+        let ran = Arc::new(Mutex::new(Vec::new()));
+        let outcomes = g
+            .walk(2, |n| {
+                let ran = ran.clone();
+                async move {
+                    ran.lock().unwrap().push(n);
+                    (n, if n == 1 { Err(format!("node {n} broke")) } else { Ok(()) })
+                }
+            })
+            .await;
+        assert_eq!(outcomes[0], Outcome::Done);
+        assert_eq!(outcomes[1], Outcome::Failed("node 1 broke".to_string()));
+        assert_eq!(outcomes[2], Outcome::Done);
+        assert_eq!(outcomes[3], Outcome::Skipped { because: 1 });
+        assert_eq!(outcomes[4], Outcome::Done);
+        assert!(!ran.lock().unwrap().contains(&3), "a node downstream of a failure must not run");
+    }
+
+    #[tokio::test]
+    async fn walk_never_exceeds_parallelism_and_runs_everything() {
+        let g = Graph::new(12); // no edges: all ready at once
+        let live = Arc::new(Mutex::new((0usize, 0usize))); // (running now, max seen)
+        let outcomes = g
+            .walk(3, |n| {
+                let live = live.clone();
+                async move {
+                    {
+                        let mut l = live.lock().unwrap();
+                        l.0 += 1;
+                        l.1 = l.1.max(l.0);
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+                    live.lock().unwrap().0 -= 1;
+                    (n, Ok::<(), String>(()))
+                }
+            })
+            .await;
+        assert!(outcomes.iter().all(|o| *o == Outcome::Done));
+        let max = live.lock().unwrap().1;
+        assert!(max <= 3 && max >= 2, "max concurrency was {max}");
+    }
+}

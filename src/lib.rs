@@ -1,0 +1,33 @@
+//! webscale: one declarative stack file -> the classic "zero to millions of users" AWS architecture, kept
+//! matching live AWS. No state file: what the stack owns is found in AWS by its ownership tags.
+//!
+//! The pipeline, one module per stage:
+//! `spec` (TOML -> checked stack) -> `resources` (desired resources, one file per kind) -> `plan::read` (live
+//! state) -> `plan::diff` (the plan, as data) -> `apply` (ordered by `graph`, run in parallel) -> `ui` (all
+//! output). `aws` holds what every kind shares: SDK config, clients, error classification.
+
+pub mod apply;
+pub mod aws;
+pub mod cli;
+pub mod graph;
+pub mod plan;
+pub mod resources;
+pub mod spec;
+pub mod ui;
+
+/// The one error type a command can end with; each stage keeps its own precise error inside.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Spec(#[from] spec::SpecError),
+    #[error("reading live state failed: {0}")]
+    Read(aws::CloudError),
+    #[error("cannot plan: {0}")]
+    Plan(#[from] plan::PlanError),
+    /// The user (or the lack of a terminal) said no.
+    #[error("{0}")]
+    Refused(String),
+    /// Some operations failed; the report has already been printed.
+    #[error("{0} did not complete")]
+    Incomplete(&'static str),
+}

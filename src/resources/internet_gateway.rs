@@ -1,0 +1,138 @@
+//! `internet_gateway.main`: the VPC's door to the internet, attached to `vpc.main`.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use aws_sdk_ec2::types::ResourceType;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::ec2_tags::{self, desired_tags, id_ref, owned_filter, tag_spec};
+use super::{Address, Desired, Kind, Live, Op, reference};
+use crate::aws::{CallExt, Cloud, CloudError};
+use crate::spec::Stack;
+
+pub struct InternetGateway;
+
+pub fn address() -> Address {
+    Address::new("internet_gateway", "main")
+}
+
+#[derive(Deserialize)]
+struct Attrs {
+    /// The attached VPC; an interrupted create leaves it detached, which the next apply fixes as an update.
+    vpc: Option<String>,
+    tags: BTreeMap<String, String>,
+}
+
+#[async_trait]
+impl Kind for InternetGateway {
+    fn name(&self) -> &'static str {
+        "internet_gateway"
+    }
+
+    fn desired(&self, stack: &Stack) -> Vec<Desired> {
+        if !stack.network.internet_gateway {
+            return vec![];
+        }
+        let address = address();
+        let attrs = json!({ "vpc": reference(&super::vpc::address()), "tags": desired_tags(stack, &address) });
+        vec![Desired { address, region: stack.region.clone(), attrs: super::attrs(&attrs) }]
+    }
+
+    async fn read(&self, cloud: &Cloud, region: &str) -> Result<Vec<Live>, CloudError> {
+        let igws: Vec<_> = cloud
+            .ec2(region)?
+            .describe_internet_gateways()
+            .filters(owned_filter(cloud))
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<Result<_, _>>()
+            .await
+            .call("DescribeInternetGateways")?;
+        Ok(igws
+            .iter()
+            .filter_map(|igw| {
+                let vpc = igw.attachments().iter().find_map(|a| a.vpc_id());
+                let attrs = || super::attrs(&json!({ "vpc": id_ref(vpc) }));
+                ec2_tags::live(self.name(), region, igw.internet_gateway_id(), igw.tags(), attrs)
+            })
+            .collect())
+    }
+
+    async fn create(&self, cloud: &Cloud, op: &Op<'_>) -> Result<String, CloudError> {
+        let want: Attrs = op.desired()?;
+        let ec2 = cloud.ec2(op.region)?;
+        let out = ec2
+            .create_internet_gateway()
+            .tag_specifications(tag_spec(ResourceType::InternetGateway, &want.tags))
+            .send()
+            .await
+            .call("CreateInternetGateway")?;
+        let id = out
+            .internet_gateway()
+            .and_then(|g| g.internet_gateway_id())
+            .ok_or_else(|| CloudError::internal("CreateInternetGateway returned no id"))?;
+        if let Some(vpc) = &want.vpc {
+            attach(cloud, op.region, id, vpc).await?;
+        }
+        Ok(id.to_string())
+    }
+
+    async fn update(&self, cloud: &Cloud, op: &Op<'_>) -> Result<(), CloudError> {
+        let want: Attrs = op.desired()?;
+        let have: Attrs = op.live()?;
+        let id = op.id()?;
+        if op.changed("vpc") {
+            if let Some(old) = &have.vpc {
+                detach(cloud, op.region, id, old).await?;
+            }
+            if let Some(new) = &want.vpc {
+                attach(cloud, op.region, id, new).await?;
+            }
+        }
+        if op.changed("tags") {
+            ec2_tags::sync_tags(cloud, op.region, id, &want.tags, &have.tags).await?;
+        }
+        Ok(())
+    }
+
+    async fn delete(&self, cloud: &Cloud, op: &Op<'_>) -> Result<(), CloudError> {
+        let have: Attrs = op.live()?;
+        let id = op.id()?;
+        if let Some(vpc) = &have.vpc {
+            detach(cloud, op.region, id, vpc).await?;
+        }
+        let result = cloud.ec2(op.region)?.delete_internet_gateway().internet_gateway_id(id).send().await;
+        super::gone_ok(result.call("DeleteInternetGateway"))
+    }
+}
+
+async fn attach(cloud: &Cloud, region: &str, igw: &str, vpc: &str) -> Result<(), CloudError> {
+    cloud
+        .ec2(region)?
+        .attach_internet_gateway()
+        .internet_gateway_id(igw)
+        .vpc_id(vpc)
+        .send()
+        .await
+        .call("AttachInternetGateway")?;
+    Ok(())
+}
+
+async fn detach(cloud: &Cloud, region: &str, igw: &str, vpc: &str) -> Result<(), CloudError> {
+    let result = cloud
+        .ec2(region)?
+        .detach_internet_gateway()
+        .internet_gateway_id(igw)
+        .vpc_id(vpc)
+        .send()
+        .await
+        .call("DetachInternetGateway");
+    match result {
+        // Already detached (Gateway.NotAttached) or gone: the goal is reached.
+        Err(e) if e.code() == "Gateway.NotAttached" || e.is_not_found() => Ok(()),
+        other => other.map(|_| ()),
+    }
+}

@@ -1,0 +1,308 @@
+//! `network_acl.NAME`: a network ACL for one tier, its numbered rules, and its association with that tier's
+//! subnets.
+//!
+//! A subnet always has exactly one network ACL: associating means *replacing* the subnet's current association,
+//! and releasing a subnet means handing it back to the VPC's default ACL. Real AWS refuses to delete an ACL that
+//! still has subnets, so delete releases them first (the emulator is more lenient; a mocked test covers this).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use async_trait::async_trait;
+use aws_sdk_ec2::types::{Filter, IcmpTypeCode, PortRange, ResourceType, RuleAction};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::ec2_tags::{self, desired_tags, id_ref, owned_filter, tag_spec};
+use super::{Address, Desired, Kind, Live, Op, reference};
+use crate::aws::{CallExt, Cloud, CloudError};
+use crate::spec::{NaclRule, Protocol, Stack};
+
+pub struct NetworkAcl;
+
+#[derive(Deserialize)]
+struct Attrs {
+    vpc: String,
+    ingress: Vec<Entry>,
+    egress: Vec<Entry>,
+    subnets: Vec<String>,
+    tags: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+struct Entry {
+    rule: i32,
+    protocol: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    from_port: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    to_port: Option<i32>,
+    cidr: String,
+    action: String,
+}
+
+fn desired_entry(rule: &NaclRule) -> Value {
+    let mut v = json!({ "rule": rule.number, "protocol": rule.protocol.as_str() });
+    if let Some(p) = rule.ports {
+        v["from_port"] = json!(p.from);
+        v["to_port"] = json!(p.to);
+    }
+    v["cidr"] = json!(rule.cidr.to_string());
+    v["action"] = json!(if rule.allow { "allow" } else { "deny" });
+    v
+}
+
+#[async_trait]
+impl Kind for NetworkAcl {
+    fn name(&self) -> &'static str {
+        "network_acl"
+    }
+
+    fn desired(&self, stack: &Stack) -> Vec<Desired> {
+        stack
+            .network_acls
+            .iter()
+            .map(|acl| {
+                let address = Address::new(self.name(), &acl.name);
+                let subnets: Vec<Value> = stack
+                    .network
+                    .zones
+                    .iter()
+                    .map(|z| reference(&super::subnet::address(acl.tier, &z.name)))
+                    .collect();
+                let attrs = json!({
+                    "vpc": reference(&super::vpc::address()),
+                    "ingress": acl.ingress.iter().map(desired_entry).collect::<Vec<_>>(),
+                    "egress": acl.egress.iter().map(desired_entry).collect::<Vec<_>>(),
+                    "subnets": subnets,
+                    "tags": desired_tags(stack, &address),
+                });
+                Desired { address, region: stack.region.clone(), attrs: super::attrs(&attrs) }
+            })
+            .collect()
+    }
+
+    fn replace_on(&self) -> &'static [&'static str] {
+        &["vpc"]
+    }
+
+    async fn read(&self, cloud: &Cloud, region: &str) -> Result<Vec<Live>, CloudError> {
+        let acls: Vec<_> = cloud
+            .ec2(region)?
+            .describe_network_acls()
+            .filters(owned_filter(cloud))
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<Result<_, _>>()
+            .await
+            .call("DescribeNetworkAcls")?;
+        Ok(acls
+            .iter()
+            .filter_map(|acl| {
+                let entries = |egress: bool| -> Vec<Value> {
+                    acl.entries()
+                        .iter()
+                        // Rule 32767 is the deny-all AWS adds to every ACL; it cannot be changed.
+                        .filter(|e| e.egress() == Some(egress) && e.rule_number() != Some(32767))
+                        .map(|e| {
+                            let raw = e.protocol().unwrap_or("-1");
+                            let protocol = Protocol::from_aws(raw);
+                            let mut v = json!({
+                                "rule": e.rule_number(),
+                                "protocol": protocol.map_or(raw, |p| p.as_str()),
+                            });
+                            if protocol.is_some_and(Protocol::has_ports)
+                                && let Some(p) = e.port_range()
+                            {
+                                v["from_port"] = json!(p.from());
+                                v["to_port"] = json!(p.to());
+                            }
+                            v["cidr"] = json!(e.cidr_block().unwrap_or_default());
+                            v["action"] = json!(e.rule_action().map(|a| a.as_str()).unwrap_or_default());
+                            v
+                        })
+                        .collect()
+                };
+                let subnets: Vec<Value> =
+                    acl.associations().iter().filter_map(|a| a.subnet_id()).map(|s| id_ref(Some(s))).collect();
+                let attrs = || {
+                    super::attrs(&json!({
+                        "vpc": id_ref(acl.vpc_id()),
+                        "ingress": entries(false),
+                        "egress": entries(true),
+                        "subnets": subnets,
+                    }))
+                };
+                ec2_tags::live(self.name(), region, acl.network_acl_id(), acl.tags(), attrs)
+            })
+            .collect())
+    }
+
+    async fn create(&self, cloud: &Cloud, op: &Op<'_>) -> Result<String, CloudError> {
+        let want: Attrs = op.desired()?;
+        let out = cloud
+            .ec2(op.region)?
+            .create_network_acl()
+            .vpc_id(&want.vpc)
+            .tag_specifications(tag_spec(ResourceType::NetworkAcl, &want.tags))
+            .send()
+            .await
+            .call("CreateNetworkAcl")?;
+        let id = out
+            .network_acl()
+            .and_then(|a| a.network_acl_id())
+            .ok_or_else(|| CloudError::internal("CreateNetworkAcl returned no id"))?;
+        sync_entries(cloud, op.region, id, false, &want.ingress, &[]).await?;
+        sync_entries(cloud, op.region, id, true, &want.egress, &[]).await?;
+        sync_subnets(cloud, op.region, id, &want.vpc, &want.subnets, &[]).await?;
+        Ok(id.to_string())
+    }
+
+    async fn update(&self, cloud: &Cloud, op: &Op<'_>) -> Result<(), CloudError> {
+        let want: Attrs = op.desired()?;
+        let have: Attrs = op.live()?;
+        let id = op.id()?;
+        if op.changed("ingress") {
+            sync_entries(cloud, op.region, id, false, &want.ingress, &have.ingress).await?;
+        }
+        if op.changed("egress") {
+            sync_entries(cloud, op.region, id, true, &want.egress, &have.egress).await?;
+        }
+        if op.changed("subnets") {
+            sync_subnets(cloud, op.region, id, &want.vpc, &want.subnets, &have.subnets).await?;
+        }
+        if op.changed("tags") {
+            ec2_tags::sync_tags(cloud, op.region, id, &want.tags, &have.tags).await?;
+        }
+        Ok(())
+    }
+
+    async fn delete(&self, cloud: &Cloud, op: &Op<'_>) -> Result<(), CloudError> {
+        let have: Attrs = op.live()?;
+        let id = op.id()?;
+        sync_subnets(cloud, op.region, id, &have.vpc, &[], &have.subnets).await?;
+        let result = cloud.ec2(op.region)?.delete_network_acl().network_acl_id(id).send().await;
+        super::gone_ok(result.call("DeleteNetworkAcl"))
+    }
+}
+
+async fn sync_entries(
+    cloud: &Cloud,
+    region: &str,
+    acl: &str,
+    egress: bool,
+    want: &[Entry],
+    have: &[Entry],
+) -> Result<(), CloudError> {
+    let ec2 = cloud.ec2(region)?;
+    for old in have.iter().filter(|h| !want.iter().any(|w| w.rule == h.rule)) {
+        let result = ec2
+            .delete_network_acl_entry()
+            .network_acl_id(acl)
+            .rule_number(old.rule)
+            .egress(egress)
+            .send()
+            .await
+            .call("DeleteNetworkAclEntry");
+        super::gone_ok(result)?;
+    }
+    for new in want.iter().filter(|w| !have.contains(w)) {
+        let protocol = Protocol::from_aws(&new.protocol).map_or(new.protocol.as_str(), |p| p.number());
+        let action = if new.action == "allow" { RuleAction::Allow } else { RuleAction::Deny };
+        let ports = match (new.from_port, new.to_port) {
+            (Some(from), Some(to)) => Some(PortRange::builder().from(from).to(to).build()),
+            _ => None,
+        };
+        // AWS requires a type/code for ICMP entries; the spec's icmp means every type and code.
+        let icmp = (protocol == "1").then(|| IcmpTypeCode::builder().r#type(-1).code(-1).build());
+        if have.iter().any(|h| h.rule == new.rule) {
+            ec2.replace_network_acl_entry()
+                .network_acl_id(acl)
+                .rule_number(new.rule)
+                .egress(egress)
+                .protocol(protocol)
+                .rule_action(action)
+                .cidr_block(&new.cidr)
+                .set_port_range(ports)
+                .set_icmp_type_code(icmp)
+                .send()
+                .await
+                .call("ReplaceNetworkAclEntry")?;
+        } else {
+            ec2.create_network_acl_entry()
+                .network_acl_id(acl)
+                .rule_number(new.rule)
+                .egress(egress)
+                .protocol(protocol)
+                .rule_action(action)
+                .cidr_block(&new.cidr)
+                .set_port_range(ports)
+                .set_icmp_type_code(icmp)
+                .send()
+                .await
+                .call("CreateNetworkAclEntry")?;
+        }
+    }
+    Ok(())
+}
+
+/// Moves the `want` subnets onto this ACL and hands those only in `have` back to the VPC's default ACL.
+async fn sync_subnets(
+    cloud: &Cloud,
+    region: &str,
+    acl: &str,
+    vpc: &str,
+    want: &[String],
+    have: &[String],
+) -> Result<(), CloudError> {
+    let want: BTreeSet<&String> = want.iter().collect();
+    let have: BTreeSet<&String> = have.iter().collect();
+    let moves: Vec<(&String, bool)> = want
+        .difference(&have)
+        .map(|s| (*s, true))
+        .chain(have.difference(&want).map(|s| (*s, false)))
+        .collect();
+    if moves.is_empty() {
+        return Ok(());
+    }
+    let ec2 = cloud.ec2(region)?;
+    // Association ids are not part of the diff: look up the subnets' current ones, and the default ACL.
+    let current = ec2
+        .describe_network_acls()
+        .filters(Filter::builder().name("vpc-id").values(vpc).build())
+        .send()
+        .await
+        .call("DescribeNetworkAcls")?;
+    let default_acl = current.network_acls().iter().find(|a| a.is_default() == Some(true)).and_then(|a| a.network_acl_id());
+    for (subnet, onto_ours) in moves {
+        let association = current.network_acls().iter().find_map(|a| {
+            a.associations()
+                .iter()
+                .find(|s| s.subnet_id() == Some(subnet.as_str()))
+                .map(|s| (a.network_acl_id(), s.network_acl_association_id()))
+        });
+        let Some((current_acl, Some(association))) = association else {
+            // The subnet is gone (deleted with its association): nothing to move.
+            continue;
+        };
+        let target = if onto_ours {
+            acl
+        } else {
+            match default_acl {
+                // Only release subnets that are still ours to release.
+                Some(default) if current_acl == Some(acl) => default,
+                _ => continue,
+            }
+        };
+        if current_acl == Some(target) {
+            continue;
+        }
+        ec2.replace_network_acl_association()
+            .association_id(association)
+            .network_acl_id(target)
+            .send()
+            .await
+            .call("ReplaceNetworkAclAssociation")?;
+    }
+    Ok(())
+}

@@ -1,0 +1,290 @@
+//! `security_group_rules.NAME`: the complete ingress and egress rule sets of `security_group.NAME`.
+//!
+//! Why a separate node: see `security_group.rs`. The rule sets are owned as a whole: a rule added in the console
+//! shows up as drift and the next apply revokes it; AWS's default allow-all egress is just a rule like any other
+//! (the spec expands an omitted `egress` to exactly that rule, so a fresh group shows no diff).
+
+use async_trait::async_trait;
+use aws_sdk_ec2::types::{IpPermission, IpRange, Ipv6Range, PrefixListId, UserIdGroupPair};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::{Address, Desired, Kind, Live, Op, ReplaceOrder, cloud_id, reference};
+use crate::aws::{CallExt, Cloud, CloudError};
+use crate::spec::{Peer, Protocol, SgRule, Stack};
+
+pub struct SecurityGroupRules;
+
+#[derive(Deserialize)]
+struct Attrs {
+    ingress: Vec<Rule>,
+    egress: Vec<Rule>,
+}
+
+/// One flattened rule: AWS groups several sources under one permission; we diff them one by one.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+struct Rule {
+    protocol: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    from_port: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    to_port: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    cidr: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ipv6_cidr: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    security_group: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    prefix_list: Option<String>,
+}
+
+fn desired_rule(rule: &SgRule) -> Value {
+    let mut v = json!({ "protocol": rule.protocol.as_str() });
+    if let Some(p) = rule.ports {
+        v["from_port"] = json!(p.from);
+        v["to_port"] = json!(p.to);
+    }
+    match &rule.peer {
+        Peer::Cidr(c) => v["cidr"] = json!(c.to_string()),
+        Peer::Group(g) => v["security_group"] = reference(&super::security_group::address(g)),
+    }
+    v
+}
+
+/// AWS's permission blocks, flattened into one rule per source, in the same shape as desired rules.
+fn live_rules(perms: &[IpPermission]) -> Vec<Value> {
+    let mut out = Vec::new();
+    for p in perms {
+        let raw = p.ip_protocol().unwrap_or("-1");
+        let protocol = Protocol::from_aws(raw);
+        let mut base = json!({ "protocol": protocol.map_or(raw, |p| p.as_str()) });
+        // AWS reports -1/-1 (or nothing) for "every port/type"; the spec leaves ports out for those.
+        let ports = (p.from_port(), p.to_port());
+        if !matches!(ports, (None, None) | (Some(-1), Some(-1))) && protocol != Some(Protocol::All) {
+            base["from_port"] = json!(ports.0);
+            base["to_port"] = json!(ports.1);
+        }
+        let with = |key: &str, value: Value| {
+            let mut r = base.clone();
+            r[key] = value;
+            r
+        };
+        out.extend(p.ip_ranges().iter().filter_map(|r| r.cidr_ip()).map(|c| with("cidr", json!(c))));
+        out.extend(p.ipv6_ranges().iter().filter_map(|r| r.cidr_ipv6()).map(|c| with("ipv6_cidr", json!(c))));
+        out.extend(
+            p.user_id_group_pairs().iter().filter_map(|g| g.group_id()).map(|g| with("security_group", cloud_id(g))),
+        );
+        out.extend(p.prefix_list_ids().iter().filter_map(|l| l.prefix_list_id()).map(|l| with("prefix_list", json!(l))));
+    }
+    out
+}
+
+fn permission(rule: &Rule) -> IpPermission {
+    let protocol = Protocol::from_aws(&rule.protocol).map_or(rule.protocol.as_str(), |p| match p {
+        Protocol::All => "-1",
+        other => other.as_str(),
+    });
+    let mut p = IpPermission::builder().ip_protocol(protocol);
+    match (rule.from_port, rule.to_port) {
+        (Some(from), Some(to)) => p = p.from_port(from).to_port(to),
+        // ICMP without ports means every type and code.
+        _ if protocol == "icmp" => p = p.from_port(-1).to_port(-1),
+        _ => {}
+    }
+    if let Some(c) = &rule.cidr {
+        p = p.ip_ranges(IpRange::builder().cidr_ip(c).build());
+    }
+    if let Some(c) = &rule.ipv6_cidr {
+        p = p.ipv6_ranges(Ipv6Range::builder().cidr_ipv6(c).build());
+    }
+    if let Some(g) = &rule.security_group {
+        p = p.user_id_group_pairs(UserIdGroupPair::builder().group_id(g).build());
+    }
+    if let Some(l) = &rule.prefix_list {
+        p = p.prefix_list_ids(PrefixListId::builder().prefix_list_id(l).build());
+    }
+    p.build()
+}
+
+#[derive(Clone, Copy)]
+enum Direction {
+    Ingress,
+    Egress,
+}
+
+async fn change(
+    cloud: &Cloud,
+    region: &str,
+    group: &str,
+    dir: Direction,
+    grant: bool,
+    rules: &[&Rule],
+) -> Result<(), CloudError> {
+    if rules.is_empty() {
+        return Ok(());
+    }
+    let ec2 = cloud.ec2(region)?;
+    let perms: Vec<IpPermission> = rules.iter().map(|r| permission(r)).collect();
+    let result = match (dir, grant) {
+        (Direction::Ingress, true) => ec2
+            .authorize_security_group_ingress()
+            .group_id(group)
+            .set_ip_permissions(Some(perms))
+            .send()
+            .await
+            .call("AuthorizeSecurityGroupIngress")
+            .map(|_| ()),
+        (Direction::Egress, true) => ec2
+            .authorize_security_group_egress()
+            .group_id(group)
+            .set_ip_permissions(Some(perms))
+            .send()
+            .await
+            .call("AuthorizeSecurityGroupEgress")
+            .map(|_| ()),
+        (Direction::Ingress, false) => ec2
+            .revoke_security_group_ingress()
+            .group_id(group)
+            .set_ip_permissions(Some(perms))
+            .send()
+            .await
+            .call("RevokeSecurityGroupIngress")
+            .map(|_| ()),
+        (Direction::Egress, false) => ec2
+            .revoke_security_group_egress()
+            .group_id(group)
+            .set_ip_permissions(Some(perms))
+            .send()
+            .await
+            .call("RevokeSecurityGroupEgress")
+            .map(|_| ()),
+    };
+    match result {
+        // Granting what is already there, or revoking what is already gone, reaches the goal
+        // (a re-run after an interrupted apply sees exactly this).
+        Err(e) if e.code() == "InvalidPermission.Duplicate" || e.code() == "InvalidPermission.NotFound" => Ok(()),
+        other => other,
+    }
+}
+
+/// Makes the group's rules equal `want`, given that it has `have`.
+async fn reconcile(
+    cloud: &Cloud,
+    region: &str,
+    group: &str,
+    want: &Attrs,
+    have: &Attrs,
+) -> Result<(), CloudError> {
+    for (dir, want, have) in
+        [(Direction::Ingress, &want.ingress, &have.ingress), (Direction::Egress, &want.egress, &have.egress)]
+    {
+        let stale: Vec<&Rule> = have.iter().filter(|r| !want.contains(r)).collect();
+        let missing: Vec<&Rule> = want.iter().filter(|r| !have.contains(r)).collect();
+        change(cloud, region, group, dir, false, &stale).await?;
+        change(cloud, region, group, dir, true, &missing).await?;
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl Kind for SecurityGroupRules {
+    fn name(&self) -> &'static str {
+        "security_group_rules"
+    }
+
+    fn desired(&self, stack: &Stack) -> Vec<Desired> {
+        stack
+            .security_groups
+            .iter()
+            .map(|g| {
+                let attrs = json!({
+                    "group": reference(&super::security_group::address(&g.name)),
+                    "ingress": g.ingress.iter().map(desired_rule).collect::<Vec<_>>(),
+                    "egress": g.egress.iter().map(desired_rule).collect::<Vec<_>>(),
+                });
+                Desired {
+                    address: Address::new(self.name(), &g.name),
+                    region: stack.region.clone(),
+                    attrs: super::attrs(&attrs),
+                }
+            })
+            .collect()
+    }
+
+    fn replace_on(&self) -> &'static [&'static str] {
+        &["group"]
+    }
+
+    fn replace_order(&self) -> ReplaceOrder {
+        ReplaceOrder::CreateFirst
+    }
+
+    /// Its id is the group's.
+    fn owns_id(&self) -> bool {
+        false
+    }
+
+    async fn read(&self, cloud: &Cloud, region: &str) -> Result<Vec<Live>, CloudError> {
+        let groups = super::security_group::read_groups(cloud, region).await?;
+        Ok(groups
+            .iter()
+            .filter_map(|g| {
+                let group = super::ec2_tags::owned_address(g.tags(), "security_group")?;
+                let id = g.group_id()?;
+                let attrs = json!({
+                    "group": cloud_id(id),
+                    "ingress": live_rules(g.ip_permissions()),
+                    "egress": live_rules(g.ip_permissions_egress()),
+                });
+                Some(Live {
+                    address: Address::new(self.name(), group.name()),
+                    region: region.to_string(),
+                    id: id.to_string(),
+                    attrs: super::attrs(&attrs),
+                })
+            })
+            .collect())
+    }
+
+    async fn create(&self, cloud: &Cloud, op: &Op<'_>) -> Result<String, CloudError> {
+        let want: Attrs = op.desired()?;
+        let group = op
+            .desired
+            .as_ref()
+            .and_then(|a| a.get("group"))
+            .and_then(Value::as_str)
+            .ok_or_else(|| CloudError::internal(format!("{}: no group to put rules in", op.address)))?
+            .to_string();
+        // A new group starts with AWS's default egress rule, a re-run after a crash with some rules already in:
+        // reconcile against what the group has now, not against nothing.
+        let groups = cloud.ec2(op.region)?.describe_security_groups().group_ids(&group).send().await;
+        let groups = groups.call("DescribeSecurityGroups")?;
+        let g = groups.security_groups().first();
+        let have = Attrs {
+            ingress: decode(live_rules(g.map(|g| g.ip_permissions()).unwrap_or_default()))?,
+            egress: decode(live_rules(g.map(|g| g.ip_permissions_egress()).unwrap_or_default()))?,
+        };
+        reconcile(cloud, op.region, &group, &want, &have).await?;
+        Ok(group)
+    }
+
+    async fn update(&self, cloud: &Cloud, op: &Op<'_>) -> Result<(), CloudError> {
+        reconcile(cloud, op.region, op.id()?, &op.desired()?, &op.live()?).await
+    }
+
+    /// Revokes every rule, so that no rule keeps another group alive; the group itself goes separately.
+    async fn delete(&self, cloud: &Cloud, op: &Op<'_>) -> Result<(), CloudError> {
+        let empty = Attrs { ingress: vec![], egress: vec![] };
+        super::gone_ok(reconcile(cloud, op.region, op.id()?, &empty, &op.live()?).await)
+    }
+}
+
+/// Live rules carry group ids as `{"id": ...}`; in an op they are plain strings.
+fn decode(rules: Vec<Value>) -> Result<Vec<Rule>, CloudError> {
+    let resolved: Vec<Value> = rules
+        .iter()
+        .map(|r| super::rewrite(r, &mut |v| super::as_cloud_id(v).map(|id| Value::String(id.to_string()))))
+        .collect();
+    serde_json::from_value(Value::Array(resolved)).map_err(|e| CloudError::internal(format!("security group rules: {e}")))
+}

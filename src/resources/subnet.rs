@@ -1,0 +1,145 @@
+//! `subnet.public_a`, `subnet.private_a`, ...: one public and one private subnet per zone of the spec.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_ec2::client::Waiters;
+use aws_sdk_ec2::types::{AttributeBooleanValue, ResourceType};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::ec2_tags::{self, desired_tags, id_ref, owned_filter, tag_spec};
+use super::{Address, Desired, Kind, Live, Op, reference};
+use crate::aws::{CallExt, Cloud, CloudError};
+use crate::spec::{Stack, Tier};
+
+pub struct Subnet;
+
+pub fn address(tier: Tier, zone: &str) -> Address {
+    Address::new("subnet", &tier.subnet_name(zone))
+}
+
+#[derive(Deserialize)]
+struct Attrs {
+    vpc: String,
+    cidr_block: String,
+    availability_zone: String,
+    map_public_ip_on_launch: bool,
+    tags: BTreeMap<String, String>,
+}
+
+#[async_trait]
+impl Kind for Subnet {
+    fn name(&self) -> &'static str {
+        "subnet"
+    }
+
+    fn desired(&self, stack: &Stack) -> Vec<Desired> {
+        let mut out = Vec::new();
+        for zone in &stack.network.zones {
+            for tier in Tier::ALL {
+                let address = address(tier, &zone.name);
+                let cidr = match tier {
+                    Tier::Public => zone.public_subnet,
+                    Tier::Private => zone.private_subnet,
+                };
+                let attrs = json!({
+                    "vpc": reference(&super::vpc::address()),
+                    "cidr_block": cidr.to_string(),
+                    "availability_zone": zone.availability_zone,
+                    // Instances in public subnets get a public address; private ones never do.
+                    "map_public_ip_on_launch": tier == Tier::Public,
+                    "tags": desired_tags(stack, &address),
+                });
+                out.push(Desired { address, region: stack.region.clone(), attrs: super::attrs(&attrs) });
+            }
+        }
+        out
+    }
+
+    fn replace_on(&self) -> &'static [&'static str] {
+        &["vpc", "cidr_block", "availability_zone"]
+    }
+
+    async fn read(&self, cloud: &Cloud, region: &str) -> Result<Vec<Live>, CloudError> {
+        let subnets: Vec<_> = cloud
+            .ec2(region)?
+            .describe_subnets()
+            .filters(owned_filter(cloud))
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<Result<_, _>>()
+            .await
+            .call("DescribeSubnets")?;
+        Ok(subnets
+            .iter()
+            .filter_map(|s| {
+                let attrs = || {
+                    super::attrs(&json!({
+                        "vpc": id_ref(s.vpc_id()),
+                        "cidr_block": s.cidr_block(),
+                        "availability_zone": s.availability_zone(),
+                        "map_public_ip_on_launch": s.map_public_ip_on_launch().unwrap_or(false),
+                    }))
+                };
+                ec2_tags::live(self.name(), region, s.subnet_id(), s.tags(), attrs)
+            })
+            .collect())
+    }
+
+    async fn create(&self, cloud: &Cloud, op: &Op<'_>) -> Result<String, CloudError> {
+        let want: Attrs = op.desired()?;
+        let ec2 = cloud.ec2(op.region)?;
+        let out = ec2
+            .create_subnet()
+            .vpc_id(&want.vpc)
+            .cidr_block(&want.cidr_block)
+            .availability_zone(&want.availability_zone)
+            .tag_specifications(tag_spec(ResourceType::Subnet, &want.tags))
+            .send()
+            .await
+            .call("CreateSubnet")?;
+        let id = out.subnet().and_then(|s| s.subnet_id()).ok_or_else(|| CloudError::internal("CreateSubnet returned no id"))?;
+        ec2.wait_until_subnet_available()
+            .subnet_ids(id)
+            .wait(Duration::from_secs(300))
+            .await
+            .map_err(|e| CloudError::internal(format!("subnet {id} did not become available: {e}")))?;
+        if want.map_public_ip_on_launch {
+            set_map_public_ip(cloud, op.region, id, true).await?;
+        }
+        Ok(id.to_string())
+    }
+
+    async fn update(&self, cloud: &Cloud, op: &Op<'_>) -> Result<(), CloudError> {
+        let want: Attrs = op.desired()?;
+        let have: Attrs = op.live()?;
+        let id = op.id()?;
+        if op.changed("map_public_ip_on_launch") {
+            set_map_public_ip(cloud, op.region, id, want.map_public_ip_on_launch).await?;
+        }
+        if op.changed("tags") {
+            ec2_tags::sync_tags(cloud, op.region, id, &want.tags, &have.tags).await?;
+        }
+        Ok(())
+    }
+
+    async fn delete(&self, cloud: &Cloud, op: &Op<'_>) -> Result<(), CloudError> {
+        let result = cloud.ec2(op.region)?.delete_subnet().subnet_id(op.id()?).send().await;
+        super::gone_ok(result.call("DeleteSubnet"))
+    }
+}
+
+async fn set_map_public_ip(cloud: &Cloud, region: &str, id: &str, on: bool) -> Result<(), CloudError> {
+    cloud
+        .ec2(region)?
+        .modify_subnet_attribute()
+        .subnet_id(id)
+        .map_public_ip_on_launch(AttributeBooleanValue::builder().value(on).build())
+        .send()
+        .await
+        .call("ModifySubnetAttribute")?;
+    Ok(())
+}

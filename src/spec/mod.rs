@@ -1,0 +1,227 @@
+//! The stack spec: a TOML file becomes a checked [`Stack`] in two steps, the way ripgrep turns raw flags into
+//! validated ones. `raw` mirrors the file (strict serde, spans kept); `validate` checks meaning and collects every
+//! problem at once, each pointing at file, line, column and field. Everything after this module may assume a
+//! `Stack` is internally consistent (CIDRs nest, names resolve, rule numbers are unique).
+
+mod raw;
+mod validate;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use ipnet::Ipv4Net;
+
+pub use validate::{RegionChoice, parse};
+
+/// A checked stack.
+#[derive(Debug, Clone)]
+pub struct Stack {
+    pub name: String,
+    pub region: String,
+    /// Extra tags put on every resource besides the ownership tags.
+    pub tags: BTreeMap<String, String>,
+    pub network: Network,
+    pub security_groups: Vec<SecurityGroup>,
+    pub network_acls: Vec<NetworkAcl>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Network {
+    pub cidr: Ipv4Net,
+    pub internet_gateway: bool,
+    pub dns_hostnames: bool,
+    /// Sorted by name; at least two, in distinct availability zones.
+    pub zones: Vec<Zone>,
+    pub route_tables: Vec<RouteTable>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Zone {
+    pub name: String,
+    pub availability_zone: String,
+    pub public_subnet: Ipv4Net,
+    pub private_subnet: Ipv4Net,
+}
+
+/// Which subnets of every zone a route table or network ACL applies to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Tier {
+    Public,
+    Private,
+}
+
+impl Tier {
+    pub const ALL: [Tier; 2] = [Tier::Public, Tier::Private];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Tier::Public => "public",
+            Tier::Private => "private",
+        }
+    }
+
+    /// The logical name of this tier's subnet in `zone`, e.g. `public_a`.
+    pub fn subnet_name(self, zone: &str) -> String {
+        format!("{}_{zone}", self.as_str())
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct RouteTable {
+    pub name: String,
+    pub tier: Tier,
+    pub routes: Vec<Route>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Route {
+    pub destination: Ipv4Net,
+    pub target: RouteTarget,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouteTarget {
+    InternetGateway,
+}
+
+#[derive(Debug, Clone)]
+pub struct SecurityGroup {
+    pub name: String,
+    pub description: String,
+    pub ingress: Vec<SgRule>,
+    /// Already expanded: an omitted `egress` means AWS's default allow-all rule.
+    pub egress: Vec<SgRule>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SgRule {
+    pub protocol: Protocol,
+    pub ports: Option<PortRange>,
+    pub peer: Peer,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Peer {
+    Cidr(Ipv4Net),
+    /// Another security group of this stack, by name.
+    Group(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct NetworkAcl {
+    pub name: String,
+    pub tier: Tier,
+    pub ingress: Vec<NaclRule>,
+    pub egress: Vec<NaclRule>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NaclRule {
+    pub number: i32,
+    pub protocol: Protocol,
+    pub ports: Option<PortRange>,
+    pub cidr: Ipv4Net,
+    pub allow: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Protocol {
+    All,
+    Tcp,
+    Udp,
+    Icmp,
+}
+
+impl Protocol {
+    pub const NAMES: &'static str = "\"tcp\", \"udp\", \"icmp\" or \"all\"";
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::All => "all",
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
+            Protocol::Icmp => "icmp",
+        }
+    }
+
+    /// The IANA number AWS uses in network ACL entries (and accepts in security group rules).
+    pub fn number(self) -> &'static str {
+        match self {
+            Protocol::All => "-1",
+            Protocol::Tcp => "6",
+            Protocol::Udp => "17",
+            Protocol::Icmp => "1",
+        }
+    }
+
+    /// Reads either spelling AWS returns: a name (`tcp`) or a number (`6`).
+    pub fn from_aws(s: &str) -> Option<Protocol> {
+        match s.to_ascii_lowercase().as_str() {
+            "-1" | "all" => Some(Protocol::All),
+            "6" | "tcp" => Some(Protocol::Tcp),
+            "17" | "udp" => Some(Protocol::Udp),
+            "1" | "icmp" => Some(Protocol::Icmp),
+            _ => None,
+        }
+    }
+
+    /// Whether rules of this protocol carry a port range.
+    pub fn has_ports(self) -> bool {
+        matches!(self, Protocol::Tcp | Protocol::Udp)
+    }
+}
+
+/// An inclusive port range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct PortRange {
+    pub from: u16,
+    pub to: u16,
+}
+
+impl fmt::Display for PortRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.from == self.to { write!(f, "{}", self.from) } else { write!(f, "{}-{}", self.from, self.to) }
+    }
+}
+
+/// One problem in a stack file, located precisely enough for an editor to jump to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostic {
+    pub file: PathBuf,
+    pub line: usize,
+    pub column: usize,
+    /// Dotted path of the offending field, e.g. `network.zones.b.public_subnet`.
+    pub field: String,
+    pub message: String,
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}: {}: {}", self.file.display(), self.line, self.column, self.field, self.message)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SpecError {
+    #[error("cannot read stack file {}: {source}", path.display())]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{}", render_diagnostics(.0))]
+    Invalid(Vec<Diagnostic>),
+}
+
+fn render_diagnostics(diags: &[Diagnostic]) -> String {
+    let mut out = format!("{} problem{} in the stack file:", diags.len(), if diags.len() == 1 { "" } else { "s" });
+    for d in diags {
+        out.push_str("\n  ");
+        out.push_str(&d.to_string());
+    }
+    out
+}
+
+/// Reads and checks a stack file.
+pub fn load(path: &Path, region: &RegionChoice) -> Result<Stack, SpecError> {
+    let text =
+        std::fs::read_to_string(path).map_err(|source| SpecError::Read { path: path.to_path_buf(), source })?;
+    parse(path, &text, region)
+}

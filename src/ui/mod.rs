@@ -1,0 +1,178 @@
+//! All output, in one place: plans drawn for people or as JSON, apply progress, summaries, prompts. The engine
+//! computes and reports through [`crate::apply::Hook`]; only this module writes to the terminal.
+
+mod render;
+
+use std::io::{IsTerminal, Write};
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::apply::{Hook, Phase, Report, Result_};
+use crate::aws::CloudError;
+use crate::plan::{Action, Plan};
+use crate::resources::Address;
+
+pub use render::{plan_text, value_text};
+
+/// How to print: for a person (optionally in colour) or for a machine (JSON).
+#[derive(Debug, Clone, Copy)]
+pub struct Ui {
+    pub json: bool,
+    pub color: bool,
+}
+
+impl Ui {
+    pub fn new(json: bool, no_color: bool) -> Ui {
+        let color = !json && !no_color && std::env::var_os("NO_COLOR").is_none() && std::io::stdout().is_terminal();
+        Ui { json, color }
+    }
+
+    /// Normal output: stdout.
+    pub fn out(&self, text: &str) {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{text}");
+        let _ = out.flush();
+    }
+
+    /// Diagnostics: stderr, so `--json` stdout stays parseable.
+    pub fn err(&self, text: &str) {
+        let _ = writeln!(std::io::stderr().lock(), "{text}");
+    }
+
+    pub fn error(&self, error: &dyn std::fmt::Display) {
+        let prefix = if self.color { "\x1b[1;31merror\x1b[0m" } else { "error" };
+        self.err(&format!("{prefix}: {error}"));
+    }
+
+    pub fn plan(&self, plan: &Plan) {
+        if self.json {
+            self.out(&serde_json::to_string_pretty(plan).unwrap_or_default());
+        } else {
+            self.out(&plan_text(plan, self.color));
+        }
+    }
+
+    /// For apply/destroy --json: one line per event, so a pipeline can follow along.
+    fn event(&self, value: serde_json::Value) {
+        self.out(&value.to_string());
+    }
+
+    pub fn plan_event(&self, plan: &Plan) {
+        if self.json {
+            self.event(json!({ "type": "plan", "plan": plan }));
+        } else {
+            self.out(&plan_text(plan, self.color));
+        }
+    }
+
+    /// Asks for "yes" on the terminal. Callers check that there is a terminal first.
+    pub fn confirm(&self, question: &str) -> bool {
+        let mut out = std::io::stdout().lock();
+        let _ = write!(out, "{question}\n  Only 'yes' will be accepted to approve.\n\n  Enter a value: ");
+        let _ = out.flush();
+        drop(out);
+        let mut answer = String::new();
+        std::io::stdin().read_line(&mut answer).is_ok() && answer.trim() == "yes"
+    }
+
+    /// The closing lines of an apply or destroy; says what was done, what failed and why.
+    pub fn report(&self, plan: &Plan, report: &Report, verb: &str) {
+        let done = |address: &Address, phase: Phase| {
+            report.operations.iter().any(|o| &o.address == address && o.phase == phase && o.result == Result_::Done)
+        };
+        let (mut added, mut changed, mut replaced, mut destroyed) = (0, 0, 0, 0);
+        for c in &plan.changes {
+            match c.action {
+                Action::Create if done(&c.address, Phase::Create) => added += 1,
+                Action::Update if done(&c.address, Phase::Update) => changed += 1,
+                Action::Delete if done(&c.address, Phase::Delete) => destroyed += 1,
+                Action::Replace(_) if done(&c.address, Phase::Create) && done(&c.address, Phase::Delete) => {
+                    replaced += 1
+                }
+                _ => {}
+            }
+        }
+        let counts = format!("{added} added, {changed} changed, {replaced} replaced, {destroyed} destroyed");
+        if self.json {
+            self.event(json!({
+                "type": "result",
+                "ok": !report.failed(),
+                "summary": { "added": added, "changed": changed, "replaced": replaced, "destroyed": destroyed },
+                "operations": report.operations,
+            }));
+            return;
+        }
+        if !report.failed() {
+            self.out(&format!("\n{} complete! Resources: {counts}.", capitalize(verb)));
+            return;
+        }
+        let failed: Vec<_> = report.operations.iter().filter(|o| matches!(o.result, Result_::Failed { .. })).collect();
+        let skipped: Vec<_> =
+            report.operations.iter().filter(|o| matches!(o.result, Result_::Skipped { .. })).collect();
+        let mut text = format!(
+            "\n{} failed: {} operation{} failed, {} skipped. Done so far: {counts}.",
+            capitalize(verb),
+            failed.len(),
+            if failed.len() == 1 { "" } else { "s" },
+            skipped.len()
+        );
+        for o in failed.iter().chain(&skipped) {
+            let line = match &o.result {
+                Result_::Failed { error } => format!("\n  failed   {} ({}): {error}", o.address, o.phase.name()),
+                Result_::Skipped { because } => format!("\n  skipped  {} ({}): {because}", o.address, o.phase.name()),
+                Result_::Done => continue,
+            };
+            text.push_str(&line);
+        }
+        text.push_str("\nRun the same command again to finish: everything done so far is found, nothing is repeated.");
+        self.err(&text);
+    }
+}
+
+fn capitalize(s: &str) -> String {
+    let mut c = s.chars();
+    c.next().map(|f| f.to_uppercase().chain(c).collect()).unwrap_or_default()
+}
+
+impl Hook for Ui {
+    fn started(&self, address: &Address, phase: Phase) {
+        if self.json {
+            self.event(json!({ "type": "started", "address": address, "operation": phase }));
+        } else {
+            self.out(&format!("{address}: {}...", phase.verb().0));
+        }
+    }
+
+    fn still_running(&self, address: &Address, phase: Phase, elapsed: Duration) {
+        if self.json {
+            self.event(json!({ "type": "running", "address": address, "operation": phase, "elapsed_s": elapsed.as_secs() }));
+        } else {
+            self.out(&format!(
+                "{address}: Still {}... [{}s elapsed]",
+                phase.verb().0.to_lowercase(),
+                elapsed.as_secs()
+            ));
+        }
+    }
+
+    fn finished(&self, address: &Address, phase: Phase, elapsed: Duration, result: Result<Option<&str>, &CloudError>) {
+        let secs = elapsed.as_secs_f32();
+        if self.json {
+            let mut e = json!({ "type": "finished", "address": address, "operation": phase, "elapsed_s": secs });
+            match result {
+                Ok(id) => e["id"] = json!(id),
+                Err(err) => e["error"] = json!(err.to_string()),
+            }
+            self.event(e);
+            return;
+        }
+        match result {
+            Ok(id) => {
+                let id = id.map(|i| format!(" [id={i}]")).unwrap_or_default();
+                self.out(&format!("{address}: {} after {secs:.1}s{id}", phase.verb().1));
+            }
+            Err(err) => self.err(&format!("{address}: {} failed after {secs:.1}s: {err}", phase.verb().0)),
+        }
+    }
+}
