@@ -1,1 +1,490 @@
+//! The network tier end to end against the emulator: the real binary, checked through our own SDK client.
 
+use std::collections::BTreeSet;
+
+use aws_sdk_ec2::types::Filter;
+use serde_json::Value;
+
+use crate::support::{TestStack, ec2, owned, tag, webscale};
+
+/// Planned actions by address, from `plan --json`.
+fn actions(plan: &Value) -> Vec<(String, String)> {
+    plan["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["action"] != "no_op")
+        .map(|c| {
+            let action = match &c["action"] {
+                Value::String(s) => s.clone(),
+                // {"replace": "delete_first"}
+                Value::Object(o) => o.keys().next().unwrap().clone(),
+                other => other.to_string(),
+            };
+            (c["address"].as_str().unwrap().to_string(), action)
+        })
+        .collect()
+}
+
+fn change<'a>(plan: &'a Value, address: &str) -> &'a Value {
+    plan["changes"].as_array().unwrap().iter().find(|c| c["address"] == address).unwrap_or_else(|| {
+        panic!("no change for {address} in plan")
+    })
+}
+
+/// Everything the stack owns, by kind, as our own client sees it.
+async fn owned_counts(stack: &str) -> [usize; 6] {
+    let ec2 = ec2().await;
+    let f = || owned(stack);
+    [
+        ec2.describe_vpcs().filters(f()).send().await.unwrap().vpcs().len(),
+        ec2.describe_subnets().filters(f()).send().await.unwrap().subnets().len(),
+        ec2.describe_internet_gateways().filters(f()).send().await.unwrap().internet_gateways().len(),
+        ec2.describe_route_tables().filters(f()).send().await.unwrap().route_tables().len(),
+        ec2.describe_security_groups().filters(f()).send().await.unwrap().security_groups().len(),
+        ec2.describe_network_acls().filters(f()).send().await.unwrap().network_acls().len(),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn apply_builds_the_network_tier_plan_is_then_empty_and_destroy_removes_only_the_stack() {
+    let stack = TestStack::new("lifecycle");
+    let ec2 = ec2().await;
+    // Someone else's VPC in the same account: destroy must not touch it.
+    let decoy = ec2.create_vpc().cidr_block("10.0.0.0/16").send().await.unwrap();
+    let decoy_id = decoy.vpc().unwrap().vpc_id().unwrap().to_string();
+
+    let validate = stack.run(&["validate"]).success();
+    assert!(validate.stdout.contains("is valid"), "{validate}");
+    let pending = stack.run(&["plan", "--detailed-exitcode"]);
+    assert_eq!(pending.code, 2, "changes pending must exit 2:\n{pending}");
+    assert!(pending.stdout.contains("Plan: 16 to add, 0 to change, 0 to replace, 0 to destroy."), "{pending}");
+
+    let applied = stack.apply();
+    assert!(applied.stdout.contains("Apply complete! Resources: 16 added"), "{applied}");
+
+    // VPC
+    let vpcs = ec2.describe_vpcs().filters(owned(&stack.name)).send().await.unwrap();
+    assert_eq!(vpcs.vpcs().len(), 1);
+    let vpc = &vpcs.vpcs()[0];
+    let vpc_id = vpc.vpc_id().unwrap();
+    assert_eq!(vpc.cidr_block(), Some("10.0.0.0/16"));
+    assert_eq!(tag(vpc.tags(), "webscale:address"), Some("vpc.main"));
+    assert_eq!(tag(vpc.tags(), "environment"), Some("demo"));
+    assert_eq!(tag(vpc.tags(), "Name"), Some(format!("{}-main", stack.name).as_str()));
+    let dns = ec2
+        .describe_vpc_attribute()
+        .vpc_id(vpc_id)
+        .attribute(aws_sdk_ec2::types::VpcAttributeName::EnableDnsHostnames)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(dns.enable_dns_hostnames().and_then(|a| a.value()), Some(true));
+
+    // Subnets: two zones, one public and one private each.
+    let subnets = ec2.describe_subnets().filters(owned(&stack.name)).send().await.unwrap();
+    let mut got: Vec<(String, String, String, bool)> = subnets
+        .subnets()
+        .iter()
+        .map(|s| {
+            assert_eq!(s.vpc_id(), Some(vpc_id));
+            (
+                tag(s.tags(), "webscale:address").unwrap().to_string(),
+                s.cidr_block().unwrap().to_string(),
+                s.availability_zone().unwrap().to_string(),
+                s.map_public_ip_on_launch().unwrap_or(false),
+            )
+        })
+        .collect();
+    got.sort();
+    let want = [
+        ("subnet.private_a", "10.0.10.0/24", "us-east-1a", false),
+        ("subnet.private_b", "10.0.11.0/24", "us-east-1b", false),
+        ("subnet.public_a", "10.0.0.0/24", "us-east-1a", true),
+        ("subnet.public_b", "10.0.1.0/24", "us-east-1b", true),
+    ]
+    .map(|(a, c, z, p)| (a.to_string(), c.to_string(), z.to_string(), p));
+    assert_eq!(got, want);
+    let subnet_id = |address: &str| {
+        subnets
+            .subnets()
+            .iter()
+            .find(|s| tag(s.tags(), "webscale:address") == Some(address))
+            .and_then(|s| s.subnet_id())
+            .unwrap()
+            .to_string()
+    };
+    let public: BTreeSet<String> = [subnet_id("subnet.public_a"), subnet_id("subnet.public_b")].into();
+    let private: BTreeSet<String> = [subnet_id("subnet.private_a"), subnet_id("subnet.private_b")].into();
+
+    // Internet gateway, attached.
+    let igws = ec2.describe_internet_gateways().filters(owned(&stack.name)).send().await.unwrap();
+    assert_eq!(igws.internet_gateways().len(), 1);
+    let igw = &igws.internet_gateways()[0];
+    assert_eq!(igw.attachments().first().and_then(|a| a.vpc_id()), Some(vpc_id));
+    let igw_id = igw.internet_gateway_id().unwrap();
+
+    // Route tables: public routes to the internet gateway; each table holds its tier's subnets.
+    let tables = ec2.describe_route_tables().filters(owned(&stack.name)).send().await.unwrap();
+    assert_eq!(tables.route_tables().len(), 2);
+    for t in tables.route_tables() {
+        let address = tag(t.tags(), "webscale:address").unwrap();
+        let associated: BTreeSet<String> =
+            t.associations().iter().filter_map(|a| a.subnet_id()).map(str::to_string).collect();
+        let routes: Vec<(Option<&str>, Option<&str>)> = t
+            .routes()
+            .iter()
+            .filter(|r| r.gateway_id() != Some("local"))
+            .map(|r| (r.destination_cidr_block(), r.gateway_id()))
+            .collect();
+        match address {
+            "route_table.public" => {
+                assert_eq!(associated, public);
+                assert_eq!(routes, vec![(Some("0.0.0.0/0"), Some(igw_id))]);
+            }
+            "route_table.private" => {
+                assert_eq!(associated, private);
+                assert!(routes.is_empty(), "private subnets must not route to the internet: {routes:?}");
+            }
+            other => panic!("unexpected route table {other}"),
+        }
+    }
+
+    // Security groups: internet -> lb -> web -> db.
+    let groups = ec2.describe_security_groups().filters(owned(&stack.name)).send().await.unwrap();
+    assert_eq!(groups.security_groups().len(), 3);
+    let group = |name: &str| {
+        groups
+            .security_groups()
+            .iter()
+            .find(|g| tag(g.tags(), "webscale:address") == Some(&format!("security_group.{name}")))
+            .unwrap_or_else(|| panic!("no group {name}"))
+    };
+    let (lb, web, db) = (group("lb"), group("web"), group("db"));
+    let rules = |perms: &[aws_sdk_ec2::types::IpPermission]| -> BTreeSet<String> {
+        let mut out = BTreeSet::new();
+        for p in perms {
+            let ports = format!("{}:{:?}-{:?}", p.ip_protocol().unwrap(), p.from_port(), p.to_port());
+            for r in p.ip_ranges() {
+                out.insert(format!("{ports} {}", r.cidr_ip().unwrap()));
+            }
+            for g in p.user_id_group_pairs() {
+                out.insert(format!("{ports} {}", g.group_id().unwrap()));
+            }
+        }
+        out
+    };
+    let s = |items: &[&str]| items.iter().map(|i| i.to_string()).collect::<BTreeSet<_>>();
+    let (lb_id, web_id) = (lb.group_id().unwrap(), web.group_id().unwrap());
+    assert_eq!(rules(lb.ip_permissions()), s(&["tcp:Some(443)-Some(443) 0.0.0.0/0", "tcp:Some(80)-Some(80) 0.0.0.0/0"]));
+    assert_eq!(rules(lb.ip_permissions_egress()), s(&[&format!("tcp:Some(80)-Some(80) {web_id}")]));
+    assert_eq!(rules(web.ip_permissions()), s(&[&format!("tcp:Some(80)-Some(80) {lb_id}")]));
+    assert_eq!(rules(web.ip_permissions_egress()).len(), 1, "web keeps the default allow-all egress");
+    assert_eq!(rules(db.ip_permissions()), s(&[&format!("tcp:Some(5432)-Some(5432) {web_id}")]));
+    assert!(rules(db.ip_permissions_egress()).is_empty(), "db egress = [] removes the default rule");
+
+    // Network ACLs: numbered rules (AWS's own 32767 aside) and the tier's subnets.
+    let acls = ec2.describe_network_acls().filters(owned(&stack.name)).send().await.unwrap();
+    assert_eq!(acls.network_acls().len(), 2);
+    for acl in acls.network_acls() {
+        let address = tag(acl.tags(), "webscale:address").unwrap();
+        let associated: BTreeSet<String> =
+            acl.associations().iter().filter_map(|a| a.subnet_id()).map(str::to_string).collect();
+        let entries: BTreeSet<String> = acl
+            .entries()
+            .iter()
+            .filter(|e| e.rule_number() != Some(32767))
+            .map(|e| {
+                format!(
+                    "{} {} {} {} {:?} {}",
+                    if e.egress() == Some(true) { "out" } else { "in" },
+                    e.rule_number().unwrap(),
+                    e.protocol().unwrap(),
+                    e.cidr_block().unwrap(),
+                    e.port_range().map(|p| (p.from().unwrap(), p.to().unwrap())),
+                    e.rule_action().unwrap().as_str()
+                )
+            })
+            .collect();
+        match address {
+            "network_acl.public" => {
+                assert_eq!(associated, public);
+                assert_eq!(
+                    entries,
+                    s(&[
+                        "in 100 6 0.0.0.0/0 Some((80, 80)) allow",
+                        "in 110 6 0.0.0.0/0 Some((443, 443)) allow",
+                        "in 120 6 0.0.0.0/0 Some((1024, 65535)) allow",
+                        "out 100 -1 0.0.0.0/0 None allow",
+                    ])
+                );
+            }
+            "network_acl.private" => {
+                assert_eq!(associated, private);
+                assert!(entries.contains("in 100 -1 10.0.0.0/16 None allow"), "{entries:?}");
+                assert_eq!(entries.len(), 3, "{entries:?}");
+            }
+            other => panic!("unexpected network ACL {other}"),
+        }
+    }
+
+    // Nothing left to do: the plan right after an apply is empty.
+    let again = stack.run(&["plan", "--detailed-exitcode"]);
+    assert_eq!(again.code, 0, "plan after apply must be empty:\n{again}");
+    assert!(again.stdout.contains("No changes."), "{again}");
+
+    let destroyed = stack.destroy();
+    assert!(destroyed.stdout.contains("16 destroyed"), "{destroyed}");
+    assert_eq!(owned_counts(&stack.name).await, [0; 6], "destroy must leave nothing tagged with the stack");
+    let decoy_left = ec2.describe_vpcs().vpc_ids(&decoy_id).send().await.unwrap();
+    assert_eq!(decoy_left.vpcs().len(), 1, "a VPC without the stack tag must survive destroy");
+    ec2.delete_vpc().vpc_id(&decoy_id).send().await.unwrap();
+    // Destroying an already destroyed stack is a no-op, not an error.
+    let twice = stack.run(&["destroy", "--auto-approve"]).success();
+    assert!(twice.stdout.contains("No changes."), "{twice}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn out_of_band_changes_show_as_drift_and_apply_corrects_them() {
+    let stack = TestStack::new("drift");
+    stack.apply();
+    let ec2 = ec2().await;
+    let groups = ec2.describe_security_groups().filters(owned(&stack.name)).send().await.unwrap();
+    let web = groups
+        .security_groups()
+        .iter()
+        .find(|g| tag(g.tags(), "webscale:address") == Some("security_group.web"))
+        .unwrap();
+    // A rule added in the console, and a tag removed.
+    ec2.authorize_security_group_ingress()
+        .group_id(web.group_id().unwrap())
+        .ip_permissions(
+            aws_sdk_ec2::types::IpPermission::builder()
+                .ip_protocol("tcp")
+                .from_port(22)
+                .to_port(22)
+                .ip_ranges(aws_sdk_ec2::types::IpRange::builder().cidr_ip("0.0.0.0/0").build())
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let subnets = ec2.describe_subnets().filters(owned(&stack.name)).send().await.unwrap();
+    let subnet = subnets
+        .subnets()
+        .iter()
+        .find(|s| tag(s.tags(), "webscale:address") == Some("subnet.private_b"))
+        .unwrap();
+    ec2.delete_tags()
+        .resources(subnet.subnet_id().unwrap())
+        .tags(aws_sdk_ec2::types::Tag::builder().key("environment").build())
+        .send()
+        .await
+        .unwrap();
+    // A NACL rule added by hand.
+    let acls = ec2.describe_network_acls().filters(owned(&stack.name)).send().await.unwrap();
+    let public_acl = acls
+        .network_acls()
+        .iter()
+        .find(|a| tag(a.tags(), "webscale:address") == Some("network_acl.public"))
+        .unwrap();
+    ec2.create_network_acl_entry()
+        .network_acl_id(public_acl.network_acl_id().unwrap())
+        .rule_number(200)
+        .protocol("6")
+        .rule_action(aws_sdk_ec2::types::RuleAction::Allow)
+        .egress(false)
+        .cidr_block("0.0.0.0/0")
+        .port_range(aws_sdk_ec2::types::PortRange::builder().from(22).to(22).build())
+        .send()
+        .await
+        .unwrap();
+
+    let plan = stack.plan();
+    let mut got = actions(&plan);
+    got.sort();
+    assert_eq!(
+        got,
+        vec![
+            ("network_acl.public".to_string(), "update".to_string()),
+            ("security_group_rules.web".to_string(), "update".to_string()),
+            ("subnet.private_b".to_string(), "update".to_string()),
+        ]
+    );
+    let rules = change(&plan, "security_group_rules.web");
+    let ingress = rules["attributes"].as_array().unwrap().iter().find(|a| a["name"] == "ingress").unwrap();
+    assert!(ingress["before"].to_string().contains("22"), "the stray rule shows in `before`: {ingress}");
+    assert!(!ingress["after"].to_string().contains("22"), "and not in `after`: {ingress}");
+    let human = stack.run(&["plan"]).success();
+    assert!(human.stdout.contains("- {protocol = \"tcp\", from_port = 22, to_port = 22, cidr = \"0.0.0.0/0\"}"), "{human}");
+    assert!(human.stdout.contains("+ environment = \"demo\""), "{human}");
+
+    stack.apply();
+    assert_eq!(stack.run(&["plan", "--detailed-exitcode"]).code, 0, "apply must correct all drift");
+    let web_now = ec2.describe_security_groups().group_ids(web.group_id().unwrap()).send().await.unwrap();
+    assert!(
+        web_now.security_groups()[0].ip_permissions().iter().all(|p| p.from_port() != Some(22)),
+        "the stray SSH rule must be revoked"
+    );
+    stack.destroy();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn spec_changes_update_in_place_or_replace_with_the_reason() {
+    let mut stack = TestStack::new("change");
+    stack.apply();
+    // Close HTTPS, move a subnet (CIDR is immutable: replace), drop the private NACL.
+    stack.edit("  { protocol = \"tcp\", ports = 443, cidr = \"0.0.0.0/0\" },\n", "");
+    stack.edit("public_subnet = \"10.0.1.0/24\"", "public_subnet = \"10.0.2.0/24\"");
+    let text = std::fs::read_to_string(&stack.spec).unwrap();
+    let cut = text.find("[network_acls.private]").unwrap();
+    stack.write(&text[..cut]);
+
+    let plan = stack.plan();
+    let mut got = actions(&plan);
+    got.sort();
+    assert_eq!(
+        got,
+        vec![
+            ("network_acl.private".to_string(), "delete".to_string()),
+            ("network_acl.public".to_string(), "update".to_string()),
+            ("route_table.public".to_string(), "update".to_string()),
+            ("security_group_rules.lb".to_string(), "update".to_string()),
+            ("subnet.public_b".to_string(), "replace".to_string()),
+        ]
+    );
+    let subnet = change(&plan, "subnet.public_b");
+    assert_eq!(subnet["reason"], "cidr_block forces replacement");
+    assert_eq!(subnet["action"]["replace"], "delete_first");
+    let human = stack.run(&["plan"]).success();
+    assert!(human.stdout.contains("-/+ subnet.public_b"), "{human}");
+    assert!(human.stdout.contains("must be replaced: cidr_block forces replacement"), "{human}");
+    assert!(human.stdout.contains("Plan: 0 to add, 3 to change, 1 to replace, 1 to destroy."), "{human}");
+
+    let applied = stack.apply();
+    assert!(applied.stdout.contains("0 added, 3 changed, 1 replaced, 1 destroyed"), "{applied}");
+    assert_eq!(stack.run(&["plan", "--detailed-exitcode"]).code, 0, "plan after apply must be empty");
+    let ec2 = ec2().await;
+    let moved = ec2
+        .describe_subnets()
+        .filters(owned(&stack.name))
+        .filters(Filter::builder().name("cidr-block").values("10.0.2.0/24").build())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(moved.subnets().len(), 1, "the replacement subnet exists");
+    let new_id = moved.subnets()[0].subnet_id().unwrap();
+    let tables = ec2.describe_route_tables().filters(owned(&stack.name)).send().await.unwrap();
+    let public = tables
+        .route_tables()
+        .iter()
+        .find(|t| tag(t.tags(), "webscale:address") == Some("route_table.public"))
+        .unwrap();
+    assert!(
+        public.associations().iter().any(|a| a.subnet_id() == Some(new_id)),
+        "the route table follows its subnet to the replacement"
+    );
+    assert_eq!(owned_counts(&stack.name).await[5], 1, "the dropped NACL is gone");
+    stack.destroy();
+    assert_eq!(owned_counts(&stack.name).await, [0; 6]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_apply_skips_dependents_keeps_going_elsewhere_and_a_rerun_finishes() {
+    let mut stack = TestStack::new("failure");
+    // us-east-1z does not exist: that zone's subnets fail, everything that needs them is skipped.
+    stack.edit("availability_zone = \"us-east-1b\"", "availability_zone = \"us-east-1z\"");
+    let failed = stack.run(&["apply", "--auto-approve"]);
+    assert_eq!(failed.code, 1, "a failed apply exits 1:\n{failed}");
+    assert!(failed.stderr.contains("Apply failed"), "{failed}");
+    assert!(failed.stderr.contains("failed   subnet.public_b (create)"), "{failed}");
+    assert!(failed.stderr.contains("skipped  route_table.public (create)"), "{failed}");
+    assert!(failed.stderr.contains("Run the same command again"), "{failed}");
+    // Independent branches carried on.
+    assert!(failed.stdout.contains("security_group_rules.db: Created"), "{failed}");
+    assert!(failed.stdout.contains("subnet.public_a: Created"), "{failed}");
+
+    stack.edit("availability_zone = \"us-east-1z\"", "availability_zone = \"us-east-1b\"");
+    let plan = stack.plan();
+    assert_eq!(plan["summary"]["add"], 6, "only what failed or was skipped is left: {}", plan["summary"]);
+    assert_eq!(plan["summary"]["unchanged"], 10);
+    stack.apply();
+    assert_eq!(stack.run(&["plan", "--detailed-exitcode"]).code, 0);
+    assert_eq!(owned_counts(&stack.name).await, [1, 4, 1, 2, 3, 2], "nothing was created twice");
+    stack.destroy();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_interrupted_apply_is_found_and_finished_without_duplicates() {
+    let stack = TestStack::new("resume");
+    // What a crash right after the first creates leaves: a tagged VPC, a tagged but unattached gateway.
+    let ec2 = ec2().await;
+    let tags = |address: &str, kind: aws_sdk_ec2::types::ResourceType| {
+        aws_sdk_ec2::types::TagSpecification::builder()
+            .resource_type(kind)
+            .tags(aws_sdk_ec2::types::Tag::builder().key("webscale:stack").value(&stack.name).build())
+            .tags(aws_sdk_ec2::types::Tag::builder().key("webscale:address").value(address).build())
+            .build()
+    };
+    ec2.create_vpc()
+        .cidr_block("10.0.0.0/16")
+        .tag_specifications(tags("vpc.main", aws_sdk_ec2::types::ResourceType::Vpc))
+        .send()
+        .await
+        .unwrap();
+    ec2.create_internet_gateway()
+        .tag_specifications(tags("internet_gateway.main", aws_sdk_ec2::types::ResourceType::InternetGateway))
+        .send()
+        .await
+        .unwrap();
+
+    let plan = stack.plan();
+    let vpc = change(&plan, "vpc.main");
+    assert_eq!(vpc["action"], "update", "the VPC is found, not created again: {vpc}");
+    let igw = change(&plan, "internet_gateway.main");
+    assert_eq!(igw["action"], "update", "{igw}");
+    assert!(igw["attributes"].to_string().contains("vpc"), "the gateway still needs attaching: {igw}");
+    assert_eq!(plan["summary"]["add"], 14);
+
+    stack.apply();
+    assert_eq!(stack.run(&["plan", "--detailed-exitcode"]).code, 0);
+    assert_eq!(owned_counts(&stack.name).await, [1, 4, 1, 2, 3, 2], "nothing was created twice");
+    stack.destroy();
+}
+
+#[test]
+fn apply_without_a_terminal_refuses_unless_auto_approved() {
+    let stack = TestStack::new("approve");
+    let refused = stack.run(&["apply"]);
+    assert_eq!(refused.code, 1, "{refused}");
+    assert!(refused.stderr.contains("--auto-approve"), "the error says how to proceed:\n{refused}");
+    assert!(refused.stdout.contains("Plan: 16 to add"), "the plan is shown first:\n{refused}");
+    let still = stack.run(&["plan", "--detailed-exitcode"]);
+    assert_eq!(still.code, 2, "nothing was applied");
+}
+
+#[test]
+fn a_bad_spec_fails_before_any_aws_call_naming_file_line_and_field() {
+    let mut stack = TestStack::new("badspec");
+    stack.edit("public_subnet = \"10.0.1.0/24\"", "public_subnet = \"10.1.0.0/24\"");
+    stack.edit("ports = 5432, security_group = \"web\"", "ports = 5432, security_group = \"app\"");
+    let text = std::fs::read_to_string(&stack.spec).unwrap();
+    let line = text.lines().position(|l| l.contains("10.1.0.0/24")).unwrap() + 1;
+    let column = text.lines().nth(line - 1).unwrap().find('"').unwrap() + 1;
+    for cmd in ["validate", "plan", "apply"] {
+        let run = stack.run(&[cmd]);
+        assert_eq!(run.code, 1, "{run}");
+        let spec = stack.spec.display().to_string();
+        assert!(run.stderr.contains("2 problems"), "{run}");
+        assert!(
+            run.stderr.contains(&format!("{spec}:{line}:{column}: network.zones.b.public_subnet: 10.1.0.0/24 is outside the VPC CIDR")),
+            "{run}"
+        );
+        assert!(run.stderr.contains("security_groups.db.ingress[0].security_group: no security group named \"app\""), "{run}");
+        assert!(!run.stderr.contains("panicked"), "{run}");
+    }
+    // A file that does not exist.
+    let missing = webscale(&["validate", "-f", "/nonexistent/webscale.toml"]);
+    assert_eq!(missing.code, 1);
+    assert!(missing.stderr.contains("cannot read stack file /nonexistent/webscale.toml"), "{missing}");
+}

@@ -1,1 +1,189 @@
+//! Shared by the emulator tests: the emulator's address and engine, a per-test stack made from the reference
+//! template, running the real `webscale` binary, and an SDK client for checking results independently.
 
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+pub const REGION: &str = "us-east-1";
+
+pub fn endpoint() -> String {
+    std::env::var("AWS_ENDPOINT_URL").unwrap_or_else(|_| "http://127.0.0.1:4566".to_string())
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    Moto,
+    LocalStack,
+}
+
+/// One GET against the emulator; the status code, or None when nothing answers.
+fn probe(path: &str) -> Option<u16> {
+    let url = endpoint();
+    let host = url.trim_start_matches("http://").trim_end_matches('/');
+    let mut s = TcpStream::connect(host).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n").ok()?;
+    let mut head = [0u8; 12];
+    s.read_exact(&mut head).ok()?;
+    std::str::from_utf8(&head[9..12]).ok()?.parse().ok()
+}
+
+/// Which emulator answers. Tests fail (never silently pass) when none does.
+pub fn engine() -> Engine {
+    if probe("/moto-api/") == Some(200) {
+        return Engine::Moto;
+    }
+    if probe("/_localstack/health") == Some(200) {
+        return Engine::LocalStack;
+    }
+    panic!("no AWS emulator answers on {}: start one with `localstack/up`", endpoint());
+}
+
+/// Skips a test whose service the running emulator does not serve, saying why. Returns true to skip.
+#[allow(dead_code)] // Used by the tiers that need services LocalStack's free edition lacks.
+pub fn skip_unless_served(service: &str) -> bool {
+    const NOT_IN_LOCALSTACK_FREE: &[&str] = &["elbv2", "rds", "cloudfront", "elasticache", "autoscaling"];
+    if engine() == Engine::LocalStack && NOT_IN_LOCALSTACK_FREE.contains(&service) {
+        println!("SKIPPED: LocalStack's free edition does not serve {service} (\"not included in your license plan\")");
+        return true;
+    }
+    false
+}
+
+/// A stack of one test: its own name (so tests run in parallel), its own spec file.
+pub struct TestStack {
+    pub name: String,
+    pub dir: tempfile::TempDir,
+    pub spec: PathBuf,
+}
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+impl TestStack {
+    /// The reference template under a unique stack name.
+    pub fn new(test: &str) -> TestStack {
+        engine();
+        let text = std::fs::read_to_string(repo().join("templates/webscale.toml")).expect("reference template");
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let name = format!("t-{test}-{}-{n}", std::process::id()).replace('_', "-");
+        let stack = TestStack { name, dir: tempfile::tempdir().expect("temp dir"), spec: PathBuf::new() };
+        stack.with_spec(&text)
+    }
+
+    /// Replaces the spec text (the stack name is kept).
+    pub fn with_spec(mut self, text: &str) -> TestStack {
+        self.write(text);
+        self
+    }
+
+    pub fn write(&mut self, text: &str) {
+        let text = text.replacen("name = \"webscale\"", &format!("name = \"{}\"", self.name), 1);
+        assert!(text.contains(&self.name), "the spec must carry name = \"webscale\" in [stack]");
+        self.spec = self.dir.path().join("webscale.toml");
+        std::fs::write(&self.spec, text).expect("write spec");
+    }
+
+    pub fn edit(&mut self, from: &str, to: &str) {
+        let text = std::fs::read_to_string(&self.spec).unwrap();
+        assert!(text.contains(from), "spec has no {from:?}");
+        std::fs::write(&self.spec, text.replacen(from, to, 1)).unwrap();
+    }
+
+    /// Runs `webscale ARGS -f SPEC`.
+    pub fn run(&self, args: &[&str]) -> Run {
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend(["-f", self.spec.to_str().unwrap()]);
+        webscale(&all)
+    }
+
+    pub fn apply(&self) -> Run {
+        self.run(&["apply", "--auto-approve"]).success()
+    }
+
+    pub fn destroy(&self) -> Run {
+        self.run(&["destroy", "--auto-approve"]).success()
+    }
+
+    /// The plan as JSON.
+    pub fn plan(&self) -> serde_json::Value {
+        let run = self.run(&["plan", "--json"]).success();
+        serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("plan --json is not JSON ({e}):\n{}", run.stdout))
+    }
+}
+
+/// Best-effort cleanup so a failed test does not leave its stack behind for the next run.
+impl Drop for TestStack {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let _ = webscale(&["destroy", "--auto-approve", "-f", self.spec.to_str().unwrap()]);
+        }
+    }
+}
+
+pub fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn success(self) -> Run {
+        assert_eq!(self.code, 0, "webscale failed:\n{self}");
+        self
+    }
+}
+
+impl std::fmt::Display for Run {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "exit {}\n--- stdout\n{}\n--- stderr\n{}", self.code, self.stdout, self.stderr)
+    }
+}
+
+/// Runs the real binary the way a CI pipeline would: environment credentials, no terminal, no colour.
+pub fn webscale(args: &[&str]) -> Run {
+    let out: Output = Command::new(env!("CARGO_BIN_EXE_webscale"))
+        .args(args)
+        .env("AWS_ENDPOINT_URL", endpoint())
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_REGION", REGION)
+        .env_remove("AWS_PROFILE")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run webscale");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// An EC2 client of our own, to check what webscale did without trusting webscale's reads.
+pub async fn ec2() -> aws_sdk_ec2::Client {
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(endpoint())
+        .region(aws_config::Region::new(REGION))
+        .credentials_provider(aws_sdk_ec2::config::Credentials::new("test", "test", None, None, "tests"))
+        .load()
+        .await;
+    aws_sdk_ec2::Client::new(&config)
+}
+
+/// The `tag:webscale:stack` filter.
+pub fn owned(stack: &str) -> aws_sdk_ec2::types::Filter {
+    aws_sdk_ec2::types::Filter::builder().name("tag:webscale:stack").values(stack).build()
+}
+
+pub fn tag<'a>(tags: &'a [aws_sdk_ec2::types::Tag], key: &str) -> Option<&'a str> {
+    tags.iter().find(|t| t.key() == Some(key)).and_then(|t| t.value())
+}
