@@ -241,6 +241,6 @@ mod tests {
             .await;
         assert!(outcomes.iter().all(|o| *o == Outcome::Done));
         let max = live.lock().unwrap().1;
-        assert!(max <= 3 && max >= 2, "max concurrency was {max}");
+        assert!((2..=3).contains(&max), "max concurrency was {max}");
     }
 }
