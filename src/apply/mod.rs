@@ -14,7 +14,8 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -65,11 +66,13 @@ pub struct Options {
     pub parallelism: usize,
     /// How often a long operation reports that it is still running.
     pub heartbeat: Duration,
+    /// Set (by Ctrl-C) to start no further operations; those running finish, so nothing is cut off mid-call.
+    pub stop: Arc<AtomicBool>,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { parallelism: 10, heartbeat: Duration::from_secs(10) }
+        Options { parallelism: 10, heartbeat: Duration::from_secs(10), stop: Arc::default() }
     }
 }
 
@@ -208,6 +211,9 @@ pub async fn apply(cloud: &Cloud, plan: &Plan, options: &Options, hook: &dyn Hoo
             let ids = &ids;
             async move {
                 let change = &plan.changes[node.change];
+                if options.stop.load(Ordering::SeqCst) {
+                    return (n, Err(CloudError::internal("not started: interrupted")));
+                }
                 let started = Instant::now();
                 hook.started(&change.address, node.phase);
                 let work = run(cloud, plan, node, ids);

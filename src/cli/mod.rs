@@ -164,6 +164,18 @@ async fn execute(settings: &Settings, args: &ApplyArgs, mode: plan::Mode, ui: Ui
         }
     }
     let options = apply::Options { parallelism: args.parallelism.into(), ..Default::default() };
+    // First Ctrl-C: start nothing new, let running calls finish, report. Second: stop at once. Either way the
+    // next run finds whatever was created (ownership tags are set in the create calls).
+    let stop = options.stop.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            stop.store(true, std::sync::atomic::Ordering::SeqCst);
+            ui.err("Interrupted: finishing the operations already running, starting no new ones. Ctrl-C again to stop at once.");
+            if tokio::signal::ctrl_c().await.is_ok() {
+                std::process::exit(130);
+            }
+        }
+    });
     let report = apply::apply(&cloud, &plan, &options, &ui).await?;
     ui.report(&plan, &report, verb);
     if report.failed() { Err(Error::Incomplete(verb)) } else { Ok(ExitCode::SUCCESS) }

@@ -140,5 +140,11 @@ pub async fn build(cloud: &crate::aws::Cloud, stack: &crate::spec::Stack, mode: 
         Mode::Destroy => Vec::new(),
     };
     let live = read::read_live(cloud).await.map_err(crate::Error::Read)?;
-    Ok(diff(&stack.name, &stack.region, desired, live)?)
+    let mut plan = diff(&stack.name, &stack.region, desired, live)?;
+    if mode == Mode::Destroy {
+        for c in &mut plan.changes {
+            c.reason = Some("the stack is being destroyed".to_string());
+        }
+    }
+    Ok(plan)
 }
