@@ -98,6 +98,8 @@ pub struct OpReport {
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct Report {
     pub operations: Vec<OpReport>,
+    /// The id of every resource that exists after the run (created ones included), by address.
+    pub ids: std::collections::BTreeMap<Address, String>,
 }
 
 impl Report {
@@ -231,7 +233,7 @@ pub async fn apply(cloud: &Cloud, plan: &Plan, options: &Options, hook: &dyn Hoo
             }
         })
         .await;
-    let operations = outcomes
+    let operations: Vec<OpReport> = outcomes
         .into_iter()
         .enumerate()
         .map(|(n, outcome)| {
@@ -249,7 +251,15 @@ pub async fn apply(cloud: &Cloud, plan: &Plan, options: &Options, hook: &dyn Hoo
             OpReport { address: plan.changes[node.change].address.clone(), phase: node.phase, result }
         })
         .collect();
-    Ok(Report { operations })
+    // Deleted resources are gone, unless their delete failed or never ran.
+    let mut ids: std::collections::BTreeMap<Address, String> = ids.into_inner().unwrap().into_iter().collect();
+    for o in &operations {
+        let c = plan.changes.iter().find(|c| c.address == o.address);
+        if o.phase == Phase::Delete && o.result == Result_::Done && c.is_some_and(|c| c.action == Action::Delete) {
+            ids.remove(&o.address);
+        }
+    }
+    Ok(Report { operations, ids })
 }
 
 /// Runs `work`, calling `tick` every `every` while it is still going.

@@ -100,11 +100,27 @@ impl Ui {
                 "ok": !report.failed(),
                 "summary": { "added": added, "changed": changed, "replaced": replaced, "destroyed": destroyed },
                 "operations": report.operations,
+                "ids": report.ids,
             }));
             return;
         }
         if !report.failed() {
             self.out(&format!("\n{} complete! Resources: {counts}.", capitalize(verb)));
+            // What an operator copies next: the ids, by the names used in the spec (parts of another resource,
+            // such as a group's rule set, share its id and are left out).
+            let ids: Vec<_> = report
+                .ids
+                .iter()
+                .filter(|(a, _)| crate::resources::kind(a.kind()).is_some_and(|k| k.owns_id()))
+                .collect();
+            if !ids.is_empty() {
+                let width = ids.iter().map(|(a, _)| a.as_str().len()).max().unwrap_or(0);
+                let mut text = format!("\nStack {} ({}):", plan.stack, plan.region);
+                for (address, id) in ids {
+                    text.push_str(&format!("\n  {:width$}  {id}", address.as_str()));
+                }
+                self.out(&text);
+            }
             return;
         }
         let failed: Vec<_> = report.operations.iter().filter(|o| matches!(o.result, Result_::Failed { .. })).collect();
