@@ -137,7 +137,14 @@ async fn load(settings: &Settings, file: &std::path::Path) -> Result<Stack, Erro
 async fn connect(settings: &Settings, file: &std::path::Path) -> Result<(Stack, Cloud), Error> {
     let stack = load(settings, file).await?;
     let config = aws::load_config(settings, &stack.region).await;
-    let cloud = Cloud::new(&stack.name, &config, std::slice::from_ref(&stack.region));
+    // Clients for every region a resource lives in (the stack's own, and any a kind places elsewhere).
+    let mut regions = vec![stack.region.clone()];
+    for d in resources::desired(&stack) {
+        if !regions.contains(&d.region) {
+            regions.push(d.region);
+        }
+    }
+    let cloud = Cloud::new(&stack.name, &config, &regions);
     Ok((stack, cloud))
 }
 
