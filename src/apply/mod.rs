@@ -302,8 +302,12 @@ async fn run(
     let policy = cloud.retry;
     match node.phase {
         Phase::Create => {
-            let id = retrying(policy.consistency, policy.interval, CloudError::is_not_found, || k.create(cloud, &op))
-                .await?;
+            let attempt = std::sync::atomic::AtomicUsize::new(0);
+            let id = retrying(policy.consistency, policy.interval, CloudError::is_not_found, || {
+                let retry = attempt.fetch_add(1, Ordering::SeqCst) > 0;
+                create_or_finish(cloud, k, &op, retry)
+            })
+            .await?;
             ids.lock().unwrap().insert(change.address.clone(), id.clone());
             Ok(Some(id))
         }
@@ -317,6 +321,33 @@ async fn run(
             Ok(None)
         }
     }
+}
+
+/// A create that is retried (AWS not yet seeing a resource created a moment ago) may have got halfway the first
+/// time: the resource exists, a later step failed. Look before creating again, and finish the one that exists
+/// as an update of every attribute, so a retry never makes a duplicate.
+async fn create_or_finish(
+    cloud: &Cloud,
+    k: &dyn crate::resources::Kind,
+    op: &Op<'_>,
+    retry: bool,
+) -> Result<String, CloudError> {
+    if !retry {
+        return k.create(cloud, op).await;
+    }
+    let existing = k.read(cloud, op.region).await?.into_iter().find(|l| &l.address == op.address);
+    let Some(live) = existing else { return k.create(cloud, op).await };
+    let changed: Vec<String> = op.desired.iter().flat_map(|d| d.keys().cloned()).collect();
+    let finish = Op {
+        address: op.address,
+        region: op.region,
+        id: Some(&live.id),
+        desired: op.desired.clone(),
+        live: Some(resolve_live(&live.attrs)),
+        changed: &changed,
+    };
+    k.update(cloud, &finish).await?;
+    Ok(live.id)
 }
 
 /// Retries `f` while `transient` says the error clears by itself, for at most `limit`, backing off to 15 s.

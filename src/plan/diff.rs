@@ -99,13 +99,24 @@ pub fn diff(stack: &str, region: &str, desired: Vec<Desired>, live: Vec<Live>) -
             // Equal by address, but a referenced resource is being replaced: its id, and so this value, changes.
             let mut refs = Vec::new();
             references(want, &mut refs);
-            if let Some(replaced) = refs.iter().find(|r| planned.get(*r).is_some_and(|a| a.is_replace())) {
+            let mut replaced: Vec<&Address> =
+                refs.iter().filter(|r| planned.get(*r).is_some_and(|a| a.is_replace())).collect();
+            replaced.sort();
+            replaced.dedup();
+            // Name every replaced resource: a route table whose two subnets are both replaced says so.
+            let names: Vec<&str> = replaced.iter().map(|r| r.as_str()).collect();
+            if let Some((last, rest)) = names.split_last() {
+                let note = if rest.is_empty() {
+                    format!("{last} is replaced")
+                } else {
+                    format!("{} and {last} are replaced", rest.join(", "))
+                };
                 attributes.push(AttrChange {
                     name: name.clone(),
                     before: Some(before),
                     after: Some(want.clone()),
                     forces_replacement: forces,
-                    note: Some(format!("{replaced} is replaced")),
+                    note: Some(note),
                 });
             }
         }
@@ -113,7 +124,8 @@ pub fn diff(stack: &str, region: &str, desired: Vec<Desired>, live: Vec<Live>) -
             attributes.iter().filter(|a| a.forces_replacement).map(|a| a.name.as_str()).collect();
         let (action, reason) = if !forcing.is_empty() {
             let why = attributes.iter().find_map(|a| a.note.clone().filter(|_| a.forces_replacement));
-            let mut reason = format!("{} forces replacement", forcing.join(", "));
+            let verb = if forcing.len() == 1 { "forces" } else { "force" };
+            let mut reason = format!("{} {verb} replacement", forcing.join(", "));
             if let Some(why) = why {
                 reason.push_str(&format!(" ({why})"));
             }
@@ -220,5 +232,522 @@ fn sort_key(v: &Value) -> String {
         }
         Value::Array(items) => format!("[{}]", items.iter().map(sort_key).collect::<Vec<_>>().join(",")),
         other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    //! The diff on real desired resources (the reference template) against hand-made live state. `mirror` builds
+    //! the live state AWS would report for a stack that exactly matches the spec, written the way live reads
+    //! write it (ids instead of references, lists and object keys in another order); each test then bends one
+    //! thing out of shape.
+
+    use std::path::Path;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::plan::{Change, Summary};
+    use crate::resources::{Attrs, ReplaceOrder, as_reference, cloud_id};
+    use crate::spec::RegionChoice;
+
+    /// The desired resources of `templates/webscale.toml`.
+    pub(crate) fn reference_desired() -> Vec<Desired> {
+        let file = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/templates/webscale.toml"));
+        let text = std::fs::read_to_string(file).expect("reference template");
+        let stack = crate::spec::parse(Path::new("templates/webscale.toml"), &text, &RegionChoice::default())
+            .expect("the reference template parses");
+        resources::desired(&stack)
+    }
+
+    /// A fixed, readable fake cloud id per address (the rule set of a group carries the group's id).
+    pub(crate) fn fake_id(desired: &[Desired], address: &Address) -> String {
+        if address.kind() == "security_group_rules" {
+            return fake_id(desired, &Address::new("security_group", address.name()));
+        }
+        let prefix = match address.kind() {
+            "vpc" => "vpc",
+            "internet_gateway" => "igw",
+            "subnet" => "subnet",
+            "route_table" => "rtb",
+            "security_group" => "sg",
+            "network_acl" => "acl",
+            other => panic!("no fake id scheme for {other}"),
+        };
+        let i = desired.iter().position(|d| &d.address == address).expect("a desired address");
+        format!("{prefix}-0a1b2c{i:02}")
+    }
+
+    /// Reverses every list and every object's key order: what a live read may well return.
+    fn scramble(v: &Value) -> Value {
+        match v {
+            Value::Array(items) => Value::Array(items.iter().rev().map(scramble).collect()),
+            Value::Object(map) => Value::Object(map.iter().rev().map(|(k, v)| (k.clone(), scramble(v))).collect()),
+            other => other.clone(),
+        }
+    }
+
+    /// What live reads would return for a stack that matches `desired` exactly, every list and key order
+    /// turned around.
+    pub(crate) fn mirror(desired: &[Desired]) -> Vec<Live> {
+        mirror_with(desired, true)
+    }
+
+    /// The same, keys and lists in the spec's order (what reads mostly return: drawn plans look like real ones).
+    pub(crate) fn mirror_in_order(desired: &[Desired]) -> Vec<Live> {
+        mirror_with(desired, false)
+    }
+
+    fn mirror_with(desired: &[Desired], scrambled: bool) -> Vec<Live> {
+        desired
+            .iter()
+            .map(|d| {
+                let attrs = d
+                    .attrs
+                    .iter()
+                    .map(|(k, v)| {
+                        let ids = rewrite(v, &mut |x| as_reference(x).map(|a| cloud_id(fake_id(desired, &a))));
+                        (k.clone(), if scrambled { scramble(&ids) } else { ids })
+                    })
+                    .collect::<Attrs>();
+                let attrs = if scrambled { attrs.into_iter().rev().collect() } else { attrs };
+                Live { address: d.address.clone(), region: d.region.clone(), id: fake_id(desired, &d.address), attrs }
+            })
+            .collect()
+    }
+
+    pub(crate) fn live_attrs<'a>(live: &'a mut [Live], address: &str) -> &'a mut Attrs {
+        &mut live.iter_mut().find(|l| l.address.as_str() == address).unwrap_or_else(|| panic!("no live {address}")).attrs
+    }
+
+    pub(crate) fn change<'a>(plan: &'a Plan, address: &str) -> &'a Change {
+        plan.changes.iter().find(|c| c.address.as_str() == address).unwrap_or_else(|| panic!("no change for {address}"))
+    }
+
+    fn attr<'a>(c: &'a Change, name: &str) -> &'a AttrChange {
+        c.attributes.iter().find(|a| a.name == name).unwrap_or_else(|| panic!("{}: no change of {name}", c.address))
+    }
+
+    fn plan(desired: Vec<Desired>, live: Vec<Live>) -> Plan {
+        diff("webscale", "us-east-1", desired, live).expect("a plan")
+    }
+
+    fn actions(plan: &Plan) -> Vec<(String, Action)> {
+        plan.changes.iter().filter(|c| c.action != Action::NoOp).map(|c| (c.address.to_string(), c.action)).collect()
+    }
+
+    fn addr(s: &str) -> Address {
+        Address::parse(s).unwrap()
+    }
+
+    #[test]
+    fn no_live_state_creates_everything_in_dependency_order() {
+        let desired = reference_desired();
+        let n = desired.len();
+        let p = plan(desired.clone(), vec![]);
+
+        assert_eq!(p.changes.len(), n);
+        assert!(p.changes.iter().all(|c| c.action == Action::Create && c.id.is_none() && c.reason.is_none()));
+        assert!(p.has_changes());
+        assert_eq!(p.summary, Summary { add: n, ..Summary::default() });
+
+        // Every reference points at something earlier in the plan.
+        let pos = |a: &str| p.changes.iter().position(|c| c.address.as_str() == a).unwrap_or_else(|| panic!("{a}"));
+        for (i, c) in p.changes.iter().enumerate() {
+            let mut refs = Vec::new();
+            c.desired.as_ref().unwrap().attrs.values().for_each(|v| references(v, &mut refs));
+            for r in refs {
+                assert!(pos(r.as_str()) < i, "{} is planned before {r}, which it references", c.address);
+            }
+        }
+        // The orders a reader expects, spelled out.
+        assert_eq!(pos("vpc.main"), 0);
+        for subnet in ["subnet.public_a", "subnet.private_a", "subnet.public_b", "subnet.private_b"] {
+            assert!(pos("vpc.main") < pos(subnet));
+            assert!(pos(subnet) < pos("route_table.public") && pos(subnet) < pos("route_table.private"));
+            assert!(pos(subnet) < pos("network_acl.public") && pos(subnet) < pos("network_acl.private"));
+        }
+        assert!(pos("internet_gateway.main") < pos("route_table.public"));
+        for group in ["lb", "web", "db"] {
+            for rules in ["lb", "web", "db"] {
+                assert!(pos(&format!("security_group.{group}")) < pos(&format!("security_group_rules.{rules}")));
+            }
+        }
+
+        // A create shows every desired attribute as it will be, nothing before.
+        let vpc = change(&p, "vpc.main");
+        assert_eq!(vpc.changed(), vec!["cidr_block", "dns_hostnames", "tags"]);
+        assert!(vpc.attributes.iter().all(|a| a.before.is_none() && a.after.is_some() && !a.forces_replacement));
+        assert_eq!(attr(vpc, "cidr_block").after, Some(json!("10.0.0.0/16")));
+    }
+
+    #[test]
+    fn mirror_really_scrambles_order() {
+        // The premise of the no-op test: the live side differs in order and form, not in content.
+        let desired = reference_desired();
+        let live = mirror(&desired);
+        let rules = live.iter().find(|l| l.address.as_str() == "security_group_rules.lb").unwrap();
+        let d = desired.iter().find(|d| d.address.as_str() == "security_group_rules.lb").unwrap();
+        assert_ne!(rules.attrs["ingress"], d.attrs["ingress"]);
+        assert_eq!(rules.attrs["ingress"][0]["from_port"], json!(443));
+        let keys: Vec<&String> = rules.attrs["ingress"][0].as_object().unwrap().keys().collect();
+        assert_eq!(keys.first().map(|k| k.as_str()), Some("cidr"), "object keys reversed");
+        let web = fake_id(&desired, &addr("security_group.web"));
+        assert_eq!(rules.attrs["egress"][0]["security_group"], json!({ "id": web }));
+        let subnet = live.iter().find(|l| l.address.as_str() == "subnet.public_a").unwrap();
+        assert_eq!(subnet.attrs["vpc"], json!({"id": "vpc-0a1b2c00"}));
+    }
+
+    #[test]
+    fn live_matching_the_spec_is_all_noop() {
+        let desired = reference_desired();
+        let n = desired.len();
+        let p = plan(desired.clone(), mirror(&desired));
+        assert_eq!(actions(&p), vec![], "nothing to do");
+        assert!(!p.has_changes());
+        assert_eq!(p.summary, Summary { unchanged: n, ..Summary::default() });
+        assert!(p.changes.iter().all(|c| c.attributes.is_empty() && c.reason.is_none()));
+        // No-ops still carry the live id and what the live resource references (apply orders deletes by them).
+        let rules = change(&p, "security_group_rules.lb");
+        assert_eq!(rules.id, Some(fake_id(&desired, &addr("security_group.lb"))), "the group's id");
+        let mut refs: Vec<&str> = rules.live_refs.iter().map(Address::as_str).collect();
+        refs.sort();
+        assert_eq!(refs, vec!["security_group.lb", "security_group.web"]);
+    }
+
+    #[test]
+    fn subnet_cidr_change_replaces_it_and_repoints_its_dependents() {
+        let desired = reference_desired();
+        let mut live = mirror(&desired);
+        live_attrs(&mut live, "subnet.public_a").insert("cidr_block".into(), json!("10.0.99.0/24"));
+        let p = plan(desired, live);
+
+        let subnet = change(&p, "subnet.public_a");
+        assert_eq!(subnet.action, Action::Replace(ReplaceOrder::DeleteFirst));
+        assert_eq!(subnet.action.symbol(), "-/+");
+        assert_eq!(subnet.reason.as_deref(), Some("cidr_block forces replacement"));
+        let cidr = attr(subnet, "cidr_block");
+        assert_eq!((cidr.before.clone(), cidr.after.clone()), (Some(json!("10.0.99.0/24")), Some(json!("10.0.0.0/24"))));
+        assert!(cidr.forces_replacement);
+        assert_eq!(subnet.changed(), vec!["cidr_block"], "only the CIDR differs");
+
+        // Whatever is associated with that subnet must be re-associated with the new one: updated in place.
+        for dependent in ["route_table.public", "network_acl.public"] {
+            let c = change(&p, dependent);
+            assert_eq!(c.action, Action::Update, "{dependent}");
+            assert_eq!(c.changed(), vec!["subnets"], "{dependent}");
+            let subnets = attr(c, "subnets");
+            assert_eq!(subnets.note.as_deref(), Some("subnet.public_a is replaced"));
+            assert!(!subnets.forces_replacement);
+            assert_eq!(c.reason, None);
+        }
+        assert_eq!(
+            actions(&p),
+            vec![
+                ("subnet.public_a".to_string(), Action::Replace(ReplaceOrder::DeleteFirst)),
+                ("route_table.public".to_string(), Action::Update),
+                ("network_acl.public".to_string(), Action::Update),
+            ],
+            "the private tier and the other zone are untouched"
+        );
+        assert_eq!(p.summary, Summary { change: 2, replace: 1, unchanged: p.changes.len() - 3, ..Summary::default() });
+    }
+
+    #[test]
+    fn vpc_cidr_change_replaces_everything_inside_it() {
+        let desired = reference_desired();
+        let mut live = mirror(&desired);
+        live_attrs(&mut live, "vpc.main").insert("cidr_block".into(), json!("10.1.0.0/16"));
+        let p = plan(desired, live);
+
+        let vpc = change(&p, "vpc.main");
+        assert_eq!(vpc.action, Action::Replace(ReplaceOrder::DeleteFirst));
+        assert_eq!(vpc.reason.as_deref(), Some("cidr_block forces replacement"));
+
+        for c in &p.changes {
+            let Some(d) = &c.desired else { panic!("{} has no desired side", c.address) };
+            let k = kind(c.address.kind()).unwrap();
+            if d.attrs.contains_key("vpc") && k.replace_on().contains(&"vpc") {
+                assert!(c.action.is_replace(), "{} sits in the VPC: {:?}", c.address, c.action);
+                assert_eq!(c.reason.as_deref(), Some("vpc forces replacement (vpc.main is replaced)"), "{}", c.address);
+                let v = attr(c, "vpc");
+                assert!(v.forces_replacement && v.note.as_deref() == Some("vpc.main is replaced"));
+                assert_eq!(v.before, v.after.clone().map(|a| canonical(&a)), "the same VPC by name");
+            }
+        }
+        // The gateway can be detached and attached to the new VPC: updated in place, with the why.
+        let igw = change(&p, "internet_gateway.main");
+        assert_eq!(igw.action, Action::Update);
+        assert_eq!(attr(igw, "vpc").note.as_deref(), Some("vpc.main is replaced"));
+        // Rule sets follow their (replaced) groups.
+        let rules = change(&p, "security_group_rules.web");
+        assert_eq!(rules.action, Action::Replace(ReplaceOrder::CreateFirst));
+        assert_eq!(rules.reason.as_deref(), Some("group forces replacement (security_group.web is replaced)"));
+        assert!(change(&p, "security_group.db").action == Action::Replace(ReplaceOrder::CreateFirst));
+        assert_eq!(p.summary.add + p.summary.destroy + p.summary.unchanged, 0);
+        assert_eq!(p.summary.change, 1);
+        assert_eq!(p.summary.replace, p.changes.len() - 1);
+    }
+
+    #[test]
+    fn security_group_description_change_replaces_create_first() {
+        let desired = reference_desired();
+        let mut live = mirror(&desired);
+        live_attrs(&mut live, "security_group.web").insert("description".into(), json!("Web servers"));
+        let p = plan(desired, live);
+
+        let group = change(&p, "security_group.web");
+        assert_eq!(group.action, Action::Replace(ReplaceOrder::CreateFirst));
+        assert_eq!(group.action.symbol(), "+/-");
+        assert_eq!(group.reason.as_deref(), Some("description forces replacement"));
+        let d = attr(group, "description");
+        assert_eq!(d.before, Some(json!("Web servers")));
+        assert_eq!(d.after, Some(json!("Web servers: HTTP from the load balancer only")));
+
+        // Its own rule set moves to the new group; the rule sets that name it get the new id.
+        assert_eq!(change(&p, "security_group_rules.web").action, Action::Replace(ReplaceOrder::CreateFirst));
+        let lb = change(&p, "security_group_rules.lb");
+        assert_eq!(lb.action, Action::Update);
+        assert_eq!(lb.changed(), vec!["egress"]);
+        assert_eq!(attr(lb, "egress").note.as_deref(), Some("security_group.web is replaced"));
+        let db = change(&p, "security_group_rules.db");
+        assert_eq!(db.action, Action::Update);
+        assert_eq!(db.changed(), vec!["ingress"]);
+        assert_eq!(p.summary, Summary { change: 2, replace: 2, unchanged: p.changes.len() - 4, ..Summary::default() });
+    }
+
+    #[test]
+    fn rule_added_out_of_band_is_an_update_showing_before_and_after() {
+        let desired = reference_desired();
+        let mut live = mirror(&desired);
+        let ssh = json!({"to_port": 22, "cidr": "0.0.0.0/0", "protocol": "tcp", "from_port": 22});
+        live_attrs(&mut live, "security_group_rules.web")["ingress"].as_array_mut().unwrap().push(ssh.clone());
+        let p = plan(desired, live);
+
+        assert_eq!(actions(&p), vec![("security_group_rules.web".to_string(), Action::Update)]);
+        let rules = change(&p, "security_group_rules.web");
+        assert_eq!(rules.changed(), vec!["ingress"]);
+        let ingress = attr(rules, "ingress");
+        let from_lb = json!({"protocol": "tcp", "from_port": 80, "to_port": 80,
+                             "security_group": {"ref": "security_group.lb"}});
+        let before = ingress.before.as_ref().unwrap().as_array().unwrap();
+        assert_eq!(before.len(), 2);
+        assert!(before.contains(&ssh) && before.contains(&from_lb), "before: {before:?}");
+        assert_eq!(ingress.after, Some(json!([from_lb])));
+        assert!(!ingress.forces_replacement && ingress.note.is_none());
+        assert_eq!(p.summary.change, 1);
+    }
+
+    #[test]
+    fn tag_removed_out_of_band_is_an_update_of_tags() {
+        let desired = reference_desired();
+        let mut live = mirror(&desired);
+        live_attrs(&mut live, "subnet.private_b")["tags"].as_object_mut().unwrap().remove("environment");
+        let p = plan(desired, live);
+
+        assert_eq!(actions(&p), vec![("subnet.private_b".to_string(), Action::Update)]);
+        let subnet = change(&p, "subnet.private_b");
+        assert_eq!(subnet.changed(), vec!["tags"]);
+        let tags = attr(subnet, "tags");
+        assert_eq!(tags.before.as_ref().unwrap().get("environment"), None);
+        assert_eq!(tags.after.as_ref().unwrap()["environment"], json!("demo"));
+        assert!(!tags.forces_replacement);
+    }
+
+    #[test]
+    fn owned_resource_gone_from_the_spec_is_deleted_with_a_reason() {
+        let desired = reference_desired();
+        let mut live = mirror(&desired);
+        live.push(Live {
+            address: addr("security_group.cache"),
+            region: "us-east-1".into(),
+            id: "sg-0ca4e".into(),
+            attrs: json!({"vpc": {"id": "vpc-0a1b2c00"}, "description": "Cache",
+                          "tags": {"webscale:stack": "webscale", "webscale:address": "security_group.cache"}})
+            .as_object()
+            .unwrap()
+            .clone(),
+        });
+        let p = plan(desired, live);
+
+        assert_eq!(actions(&p), vec![("security_group.cache".to_string(), Action::Delete)]);
+        let cache = change(&p, "security_group.cache");
+        assert_eq!(cache.reason.as_deref(), Some("owned by the stack but no longer in the spec"));
+        assert_eq!(cache.id.as_deref(), Some("sg-0ca4e"));
+        assert!(cache.desired.is_none());
+        assert!(cache.attributes.iter().all(|a| a.before.is_some() && a.after.is_none()));
+        // Shown in the spec's terms, and remembered as depending on the VPC (deleted before it, if ever).
+        assert_eq!(attr(cache, "vpc").before, Some(json!({"ref": "vpc.main"})));
+        assert_eq!(cache.live_refs, vec![addr("vpc.main")]);
+        assert_eq!(p.summary.destroy, 1);
+    }
+
+    #[test]
+    fn destroy_deletes_everything_the_stack_owns() {
+        let desired = reference_desired();
+        let live = mirror(&desired);
+        let n = live.len();
+        let p = plan(vec![], live);
+        assert_eq!(p.summary, Summary { destroy: n, ..Summary::default() });
+        assert!(p.changes.iter().all(|c| c.action == Action::Delete && c.reason.is_some() && c.id.is_some()));
+        let subnet = change(&p, "subnet.public_a");
+        assert_eq!(subnet.live_refs, vec![addr("vpc.main")]);
+    }
+
+    #[test]
+    fn two_live_resources_claiming_one_address_keep_one() {
+        let desired = reference_desired();
+        let mut live = mirror(&desired);
+        let mut copy = live.iter().find(|l| l.address.as_str() == "subnet.public_a").unwrap().clone();
+        copy.id = "subnet-0d0b1e".into();
+        live.push(copy);
+        let p = plan(desired, live);
+
+        let claims: Vec<&Change> = p.changes.iter().filter(|c| c.address.as_str() == "subnet.public_a").collect();
+        assert_eq!(claims.len(), 2);
+        assert_eq!((claims[0].action, claims[0].id.as_deref()), (Action::NoOp, Some("subnet-0a1b2c02")));
+        assert_eq!((claims[1].action, claims[1].id.as_deref()), (Action::Delete, Some("subnet-0d0b1e")));
+        assert_eq!(claims[1].reason.as_deref(), Some("a second resource claims subnet.public_a; only one is kept"));
+        assert_eq!(actions(&p), vec![("subnet.public_a".to_string(), Action::Delete)]);
+        assert_eq!(p.summary.destroy, 1);
+        assert_eq!(p.summary.unchanged, p.changes.len() - 1);
+    }
+
+    #[test]
+    fn foreign_id_stays_raw_and_shows_as_a_difference() {
+        let desired = reference_desired();
+        let mut live = mirror(&desired);
+        live_attrs(&mut live, "subnet.private_a").insert("vpc".into(), json!({"id": "vpc-0f0e1a"}));
+        let p = plan(desired, live);
+
+        let subnet = change(&p, "subnet.private_a");
+        assert_eq!(subnet.action, Action::Replace(ReplaceOrder::DeleteFirst));
+        assert_eq!(subnet.reason.as_deref(), Some("vpc forces replacement"));
+        let v = attr(subnet, "vpc");
+        assert_eq!(v.before, Some(json!({"id": "vpc-0f0e1a"})), "a VPC the stack does not own keeps its id");
+        assert_eq!(v.after, Some(json!({"ref": "vpc.main"})));
+        assert!(subnet.live_refs.is_empty(), "no owned resource is referenced by the live subnet");
+    }
+
+    #[test]
+    fn rule_sets_sharing_a_group_id_do_not_capture_references_to_the_group() {
+        let desired = reference_desired();
+        let live = mirror(&desired);
+        let web = fake_id(&desired, &addr("security_group.web"));
+        assert_eq!(web, fake_id(&desired, &addr("security_group_rules.web")), "the rule set reports its group's id");
+        // Rule sets first, in case the index were built in read order.
+        let (rules, rest): (Vec<Live>, Vec<Live>) =
+            live.into_iter().partition(|l| l.address.kind() == "security_group_rules");
+        let p = plan(desired, rules.into_iter().chain(rest).collect());
+
+        assert!(!p.has_changes(), "{:?}", actions(&p));
+        let lb = change(&p, "security_group_rules.lb");
+        assert!(lb.live_refs.contains(&addr("security_group.web")));
+        assert!(!lb.live_refs.iter().any(|r| r.kind() == "security_group_rules"), "{:?}", lb.live_refs);
+    }
+
+    #[test]
+    fn summary_counts_each_kind_of_action() {
+        let desired = reference_desired();
+        let mut live = mirror(&desired);
+        live.retain(|l| l.address.as_str() != "network_acl.private"); // create
+        live_attrs(&mut live, "vpc.main").insert("dns_hostnames".into(), json!(false)); // update
+        live_attrs(&mut live, "security_group.db").insert("description".into(), json!("old")); // replace x2
+        live.push(Live {
+            address: addr("subnet.public_c"),
+            region: "us-east-1".into(),
+            id: "subnet-0c".into(),
+            attrs: Attrs::new(),
+        }); // delete
+        let n = desired.len();
+        let p = plan(desired, live);
+        assert_eq!(p.summary, Summary { add: 1, change: 1, replace: 2, destroy: 1, unchanged: n - 4 });
+        assert_eq!(p.summary, Plan::summarize(&p.changes));
+        assert_eq!(change(&p, "vpc.main").changed(), vec!["dns_hostnames"]);
+    }
+
+    #[test]
+    fn note_names_every_replaced_resource_a_value_refers_to() {
+        let desired = reference_desired();
+        let mut live = mirror(&desired);
+        live_attrs(&mut live, "subnet.public_a").insert("cidr_block".into(), json!("10.0.98.0/24"));
+        live_attrs(&mut live, "subnet.public_b").insert("availability_zone".into(), json!("us-east-1c"));
+        let p = plan(desired, live);
+
+        assert_eq!(change(&p, "subnet.public_b").reason.as_deref(), Some("availability_zone forces replacement"));
+        for dependent in ["route_table.public", "network_acl.public"] {
+            let c = change(&p, dependent);
+            assert_eq!(c.action, Action::Update);
+            assert_eq!(attr(c, "subnets").note.as_deref(), Some("subnet.public_a and subnet.public_b are replaced"));
+        }
+    }
+
+    #[test]
+    fn several_forcing_attributes_are_all_named() {
+        let desired = reference_desired();
+        let mut live = mirror(&desired);
+        live_attrs(&mut live, "vpc.main").insert("cidr_block".into(), json!("10.1.0.0/16"));
+        live_attrs(&mut live, "subnet.private_a").insert("cidr_block".into(), json!("10.1.10.0/24"));
+        let p = plan(desired, live);
+
+        let subnet = change(&p, "subnet.private_a");
+        assert_eq!(subnet.reason.as_deref(), Some("vpc, cidr_block force replacement (vpc.main is replaced)"));
+        assert_eq!(subnet.changed(), vec!["vpc", "cidr_block"]);
+    }
+
+    fn hand(address: &str, attrs: Value) -> Desired {
+        Desired { address: addr(address), region: "us-east-1".into(), attrs: attrs.as_object().unwrap().clone() }
+    }
+
+    #[test]
+    fn reference_to_an_undefined_resource_is_an_error() {
+        let desired = vec![
+            hand("vpc.main", json!({"cidr_block": "10.0.0.0/16"})),
+            hand("subnet.a", json!({"vpc": {"ref": "vpc.other"}, "cidr_block": "10.0.0.0/24"})),
+        ];
+        let err = diff("s", "us-east-1", desired, vec![]).unwrap_err();
+        assert!(
+            matches!(&err, PlanError::DanglingReference { from, to } if from.as_str() == "subnet.a" && to.as_str() == "vpc.other"),
+            "{err:?}"
+        );
+        assert_eq!(err.to_string(), "subnet.a refers to vpc.other, which the stack does not define");
+    }
+
+    #[test]
+    fn reference_nested_in_a_list_is_checked_too() {
+        let desired = vec![hand("route_table.a", json!({"routes": [{"destination": "0.0.0.0/0",
+                                                                     "target": {"ref": "internet_gateway.main"}}]}))];
+        let err = diff("s", "us-east-1", desired, vec![]).unwrap_err();
+        assert!(matches!(err, PlanError::DanglingReference { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn dependency_cycle_is_an_error_naming_its_members() {
+        let desired = vec![
+            hand("vpc.main", json!({})),
+            hand("security_group.a", json!({"vpc": {"ref": "vpc.main"}, "peer": {"ref": "security_group.b"}})),
+            hand("security_group.b", json!({"vpc": {"ref": "vpc.main"}, "peer": {"ref": "security_group.a"}})),
+        ];
+        let err = diff("s", "us-east-1", desired, vec![]).unwrap_err();
+        let PlanError::Cycle(members) = &err else { panic!("{err:?}") };
+        let mut sorted = members.clone();
+        sorted.sort();
+        assert_eq!(sorted, vec!["security_group.a", "security_group.b"]);
+        assert!(err.to_string().starts_with("dependency cycle between security_group."), "{err}");
+    }
+
+    #[test]
+    fn unknown_kind_is_an_error() {
+        let err = diff("s", "us-east-1", vec![hand("bucket.assets", json!({}))], vec![]).unwrap_err();
+        assert!(matches!(&err, PlanError::UnknownKind(k) if k == "bucket"), "{err:?}");
+    }
+
+    #[test]
+    fn canonical_ignores_list_order_and_key_order_but_not_content() {
+        let a = json!([{"b": 1, "a": [2, 1]}, "x"]);
+        let b = json!(["x", {"a": [1, 2], "b": 1}]);
+        assert_eq!(canonical(&a), canonical(&b));
+        assert_ne!(canonical(&a), canonical(&json!(["x", {"a": [1, 3], "b": 1}])));
+        assert_ne!(canonical(&json!([1, 1, 2])), canonical(&json!([1, 2])), "a list is not deduplicated");
     }
 }

@@ -102,8 +102,8 @@ impl Kind for NetworkAcl {
                 let entries = |egress: bool| -> Vec<Value> {
                     acl.entries()
                         .iter()
-                        // Rule 32767 is the deny-all AWS adds to every ACL; it cannot be changed.
-                        .filter(|e| e.egress() == Some(egress) && e.rule_number() != Some(32767))
+                        // Rules 32767 (and 32768 for IPv6) are the deny-alls AWS adds to every ACL; they cannot change.
+                        .filter(|e| e.egress() == Some(egress) && e.rule_number().is_some_and(|n| n < 32767))
                         .map(|e| {
                             let raw = e.protocol().unwrap_or("-1");
                             let protocol = Protocol::from_aws(raw);

@@ -225,3 +225,6 @@ pub fn load(path: &Path, region: &RegionChoice) -> Result<Stack, SpecError> {
         std::fs::read_to_string(path).map_err(|source| SpecError::Read { path: path.to_path_buf(), source })?;
     parse(path, &text, region)
 }
+
+#[cfg(test)]
+mod tests;

@@ -11,7 +11,8 @@ use toml::Spanned;
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawSpec {
-    pub stack: RawStack,
+    /// Spanned so a problem with the stack as a whole (no region at all) can point at `[stack]`.
+    pub stack: Spanned<RawStack>,
     pub network: Spanned<RawNetwork>,
     #[serde(default)]
     pub security_groups: BTreeMap<Spanned<String>, Spanned<RawSecurityGroup>>,

@@ -97,8 +97,12 @@ fn attr_text(a: &AttrChange, width: usize, paint: &Paint) -> String {
     };
     match (&a.before, &a.after) {
         (None, Some(after)) => multiline(&paint.action(Action::Create, "+"), &pad, after),
+        // Reads the same as before; the note says why it changes anyway (a referenced resource gets a new id).
+        (Some(_), Some(after)) if a.note.is_some() => {
+            format!("      {} {pad} = {}{tail}\n", paint.action(Action::Update, "~"), value_text(after))
+        }
         (Some(before), None) => multiline(&paint.action(Action::Delete, "-"), &pad, before),
-        (Some(Value::Array(before)), Some(Value::Array(after))) if a.note.is_none() => {
+        (Some(Value::Array(before)), Some(Value::Array(after))) => {
             // Sets: show what goes and what comes, not two long lists.
             let mut out = format!("      {} {}:{tail}\n", paint.action(Action::Update, "~"), a.name);
             for b in before.iter().filter(|b| !after.contains(b)) {
@@ -109,28 +113,28 @@ fn attr_text(a: &AttrChange, width: usize, paint: &Paint) -> String {
             }
             out
         }
-        (Some(b @ Value::Object(before)), Some(n @ Value::Object(after)))
-            if a.note.is_none() && !is_handle(b) && !is_handle(n) =>
-        {
+        (Some(b @ Value::Object(before)), Some(n @ Value::Object(after))) if !is_handle(b) && !is_handle(n) => {
+            // Maps: only the keys that go, come or change, aligned.
+            let gone = before.iter().filter(|(k, _)| !after.contains_key(*k));
+            let changed = after.iter().filter(|(k, v)| before.get(*k) != Some(*v));
+            let width = gone.clone().chain(changed.clone()).map(|(k, _)| key_text(k).len()).max().unwrap_or(0);
             let mut out = format!("      {} {}:{tail}\n", paint.action(Action::Update, "~"), a.name);
-            for (k, v) in before.iter().filter(|(k, _)| !after.contains_key(*k)) {
-                out.push_str(&format!("          {} {k} = {}\n", paint.action(Action::Delete, "-"), value_text(v)));
+            for (k, v) in gone {
+                let k = key_text(k);
+                out.push_str(&format!("          {} {k:width$} = {}\n", paint.action(Action::Delete, "-"), value_text(v)));
             }
-            for (k, v) in after {
-                match before.get(k) {
-                    None => out.push_str(&format!(
-                        "          {} {k} = {}\n",
-                        paint.action(Action::Create, "+"),
-                        value_text(v)
-                    )),
-                    Some(old) if old != v => out.push_str(&format!(
-                        "          {} {k} = {} -> {}\n",
+            for (k, v) in changed {
+                let line = match before.get(k) {
+                    None => format!("{} {:width$} = {}", paint.action(Action::Create, "+"), key_text(k), value_text(v)),
+                    Some(old) => format!(
+                        "{} {:width$} = {} -> {}",
                         paint.action(Action::Update, "~"),
+                        key_text(k),
                         value_text(old),
                         value_text(v)
-                    )),
-                    Some(_) => {}
-                }
+                    ),
+                };
+                out.push_str(&format!("          {line}\n"));
             }
             out
         }
@@ -144,7 +148,8 @@ fn attr_text(a: &AttrChange, width: usize, paint: &Paint) -> String {
     }
 }
 
-/// A whole value on creation or deletion: lists one element per line.
+/// A whole value on creation or deletion: lists one element per line, maps of more than two keys (tags) one key
+/// per line with the values aligned.
 fn multiline(symbol: &str, name: &str, v: &Value) -> String {
     match v {
         Value::Array(items) if !items.is_empty() => {
@@ -155,8 +160,24 @@ fn multiline(symbol: &str, name: &str, v: &Value) -> String {
             out.push_str("        ]\n");
             out
         }
+        Value::Object(map) if map.len() > 2 && !is_handle(v) => {
+            let width = map.keys().map(|k| key_text(k).len()).max().unwrap_or(0);
+            let mut out = format!("      {symbol} {name} = {{\n");
+            for (k, i) in map {
+                out.push_str(&format!("            {:width$} = {}\n", key_text(k), value_text(i)));
+            }
+            out.push_str("        }\n");
+            out
+        }
         _ => format!("      {symbol} {name} = {}\n", value_text(v)),
     }
+}
+
+/// A map key as written in a plan: bare when it is a plain name, quoted otherwise (`"webscale:stack"`).
+fn key_text(k: &str) -> String {
+    let plain = k.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if plain { k.to_string() } else { format!("{k:?}") }
 }
 
 /// A value on one line: references as bare addresses, objects as `{key = value, ...}`.
@@ -173,7 +194,7 @@ pub fn value_text(v: &Value) -> String {
         Value::Array(items) => format!("[{}]", items.iter().map(value_text).collect::<Vec<_>>().join(", ")),
         Value::Object(map) => format!(
             "{{{}}}",
-            map.iter().map(|(k, v)| format!("{k} = {}", value_text(v))).collect::<Vec<_>>().join(", ")
+            map.iter().map(|(k, v)| format!("{} = {}", key_text(k), value_text(v))).collect::<Vec<_>>().join(", ")
         ),
         other => other.to_string(),
     }
@@ -182,4 +203,161 @@ pub fn value_text(v: &Value) -> String {
 /// A reference or id: drawn as one value, never as an object.
 fn is_handle(v: &Value) -> bool {
     as_reference(v).is_some() || as_cloud_id(v).is_some()
+}
+
+#[cfg(test)]
+mod tests {
+    //! What an operator reads. Plans come from the real diff over the reference template (`plan::diff::tests`
+    //! builds matching live state with fixed fake ids, so snapshots are stable); each snapshot is one situation.
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::plan::diff::tests::{live_attrs, mirror_in_order, reference_desired};
+    use crate::plan::{Plan, diff};
+    use crate::resources::{Address, Live};
+
+    fn plan(live: impl FnOnce(&mut Vec<Live>)) -> Plan {
+        let desired = reference_desired();
+        let mut state = mirror_in_order(&desired);
+        live(&mut state);
+        diff("webscale", "us-east-1", desired, state).expect("a plan")
+    }
+
+    fn text(plan: &Plan) -> String {
+        let out = plan_text(plan, false);
+        assert!(!out.contains('\x1b'), "colour off means no escape codes:\n{out}");
+        out
+    }
+
+    #[test]
+    fn create_everything() {
+        let p = diff("webscale", "us-east-1", reference_desired(), vec![]).unwrap();
+        insta::assert_snapshot!(text(&p));
+    }
+
+    #[test]
+    fn update_rules_tags_and_a_flag() {
+        let p = plan(|live| {
+            let lb = live_attrs(live, "security_group_rules.lb");
+            let ingress = lb["ingress"].as_array_mut().unwrap();
+            ingress.retain(|r| r["from_port"] != json!(443));
+            ingress.push(json!({"protocol": "tcp", "from_port": 8080, "to_port": 8080, "cidr": "0.0.0.0/0"}));
+            let tags = live_attrs(live, "subnet.public_a")["tags"].as_object_mut().unwrap();
+            tags.insert("environment".into(), json!("staging"));
+            tags.insert("owner".into(), json!("alice"));
+            live_attrs(live, "vpc.main").insert("dns_hostnames".into(), json!(false));
+        });
+        insta::assert_snapshot!(text(&p));
+    }
+
+    #[test]
+    fn replace_with_reason_and_dependents() {
+        let p = plan(|live| {
+            live_attrs(live, "subnet.public_a").insert("cidr_block".into(), json!("10.0.99.0/24"));
+        });
+        insta::assert_snapshot!(text(&p));
+    }
+
+    #[test]
+    fn replace_create_first() {
+        let p = plan(|live| {
+            live_attrs(live, "security_group.web").insert("description".into(), json!("Web servers"));
+        });
+        insta::assert_snapshot!(text(&p));
+    }
+
+    #[test]
+    fn vpc_replacement_cascades() {
+        let p = plan(|live| {
+            live_attrs(live, "vpc.main").insert("cidr_block".into(), json!("10.1.0.0/16"));
+        });
+        insta::assert_snapshot!(text(&p));
+    }
+
+    #[test]
+    fn delete_stale_and_duplicate() {
+        let p = plan(|live| {
+            live.push(Live {
+                address: Address::parse("security_group.cache").unwrap(),
+                region: "us-east-1".into(),
+                id: "sg-0ca4e".into(),
+                attrs: json!({"vpc": {"id": "vpc-0a1b2c00"}, "description": "Cache",
+                              "tags": {"Name": "webscale-cache", "webscale:address": "security_group.cache",
+                                       "webscale:stack": "webscale"}})
+                .as_object()
+                .unwrap()
+                .clone(),
+            });
+            let mut copy = live.iter().find(|l| l.address.as_str() == "internet_gateway.main").unwrap().clone();
+            copy.id = "igw-0d0b1e".into();
+            copy.attrs.insert("vpc".into(), serde_json::Value::Null);
+            live.push(copy);
+        });
+        insta::assert_snapshot!(text(&p));
+    }
+
+    #[test]
+    fn destroy_everything() {
+        let live = mirror_in_order(&reference_desired());
+        let p = diff("webscale", "us-east-1", vec![], live).unwrap();
+        insta::assert_snapshot!(text(&p));
+    }
+
+    /// Drops ANSI escape sequences (`ESC [ ... m`).
+    fn strip_ansi(s: &str) -> String {
+        let mut out = String::new();
+        let mut chars = s.chars();
+        while let Some(c) = chars.next() {
+            if c == '\x1b' {
+                chars.by_ref().find(|&c| c == 'm');
+            } else {
+                out.push(c);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn colour_only_adds_escape_codes() {
+        let p = plan(|live| {
+            live_attrs(live, "security_group.web").insert("description".into(), json!("Web servers"));
+            live_attrs(live, "subnet.public_a").insert("cidr_block".into(), json!("10.0.99.0/24"));
+            live.retain(|l| l.address.as_str() != "network_acl.private");
+            live_attrs(live, "vpc.main")["tags"].as_object_mut().unwrap().insert("owner".into(), json!("alice"));
+        });
+        let coloured = plan_text(&p, true);
+        assert_eq!(strip_ansi(&coloured), text(&p), "the same text underneath");
+        for painted in [
+            "\x1b[31m+/-\x1b[0m \x1b[1msecurity_group.web\x1b[0m",
+            "\x1b[31m-/+\x1b[0m \x1b[1msubnet.public_a\x1b[0m",
+            "\x1b[33m~\x1b[0m \x1b[1mroute_table.public\x1b[0m",
+            "\x1b[32m+\x1b[0m \x1b[1mnetwork_acl.private\x1b[0m",
+            "\x1b[31m-\x1b[0m owner",
+            "\x1b[1mPlan:\x1b[0m 1 to add, 5 to change, 3 to replace, 0 to destroy. 7 unchanged.",
+        ] {
+            assert!(coloured.contains(painted), "missing {painted:?} in:\n{coloured}");
+        }
+        let none = plan(|_| {});
+        assert_eq!(plan_text(&none, true), plan_text(&none, false), "nothing to colour when nothing changes");
+    }
+
+    #[test]
+    fn summary_line_format_is_stable() {
+        let p = plan(|live| {
+            live.retain(|l| l.address.as_str() != "security_group_rules.db");
+        });
+        let out = text(&p);
+        assert!(out.starts_with("Stack webscale in us-east-1: webscale will perform these actions:\n\n"), "{out}");
+        assert!(out.ends_with("\nPlan: 1 to add, 0 to change, 0 to replace, 0 to destroy. 15 unchanged."), "{out}");
+    }
+
+    #[test]
+    fn no_changes() {
+        let p = plan(|_| {});
+        assert_eq!(
+            text(&p),
+            "No changes. Live AWS matches the spec: stack webscale in us-east-1 (16 resources)."
+        );
+    }
 }

@@ -1,0 +1,822 @@
+//! What a user sees from `spec::parse`: a checked stack for a good file, and for a bad one every problem at once,
+//! each at the right file:line:column, naming the field, saying what is wrong and what would be valid.
+//!
+//! Most tests edit `BASE`, a small valid stack whose line numbers the expected positions below rely on. Messages
+//! are checked by their key words, not copied whole, so rewording stays cheap while the content stays required.
+
+use super::*;
+
+/// A minimal valid stack. Line numbers: 1 `[stack]`, 2 name, 3 region, 5 `[network]`, 6 cidr,
+/// 8 `[network.zones.a]` (9 az, 10 public, 11 private), 13 `[network.zones.b]` (14 az, 15 public, 16 private).
+/// Text appended with `with` starts on line 17.
+const BASE: &str = r#"[stack]
+name = "shop"
+region = "us-east-1"
+
+[network]
+cidr = "10.0.0.0/16"
+
+[network.zones.a]
+availability_zone = "us-east-1a"
+public_subnet = "10.0.0.0/24"
+private_subnet = "10.0.10.0/24"
+
+[network.zones.b]
+availability_zone = "us-east-1b"
+public_subnet = "10.0.1.0/24"
+private_subnet = "10.0.11.0/24"
+"#;
+
+const TEMPLATE: &str = include_str!("../../templates/webscale.toml");
+const FILE: &str = "stack.toml";
+
+fn no_region() -> RegionChoice {
+    RegionChoice::default()
+}
+
+fn parse_with(text: &str, region: &RegionChoice) -> Result<Stack, SpecError> {
+    parse(Path::new(FILE), text, region)
+}
+
+#[track_caller]
+fn ok(text: &str) -> Stack {
+    match parse_with(text, &no_region()) {
+        Ok(stack) => stack,
+        Err(e) => panic!("expected a valid stack, got:\n{e}"),
+    }
+}
+
+#[track_caller]
+fn problems_with(text: &str, region: &RegionChoice) -> Vec<Diagnostic> {
+    match parse_with(text, region) {
+        Ok(_) => panic!("expected problems, but the stack parsed:\n{text}"),
+        Err(SpecError::Invalid(diags)) => diags,
+        Err(e) => panic!("expected SpecError::Invalid, got {e:?}"),
+    }
+}
+
+#[track_caller]
+fn problems(text: &str) -> Vec<Diagnostic> {
+    problems_with(text, &no_region())
+}
+
+/// The single problem in `text`; fails if there are more, so a test also proves nothing else is reported.
+#[track_caller]
+fn one(text: &str) -> Diagnostic {
+    one_of(problems(text))
+}
+
+#[track_caller]
+fn one_of(diags: Vec<Diagnostic>) -> Diagnostic {
+    match <[Diagnostic; 1]>::try_from(diags) {
+        Ok([d]) => d,
+        Err(diags) => panic!("expected exactly one problem, got {}:\n{}", diags.len(), render(&diags)),
+    }
+}
+
+fn render(diags: &[Diagnostic]) -> String {
+    diags.iter().map(|d| format!("  {d}\n")).collect()
+}
+
+/// Asserts where a problem is and that its message contains every one of `words`.
+#[track_caller]
+fn check(d: &Diagnostic, field: &str, line: usize, column: usize, words: &[&str]) {
+    assert_eq!(d.file, Path::new(FILE), "file of {d}");
+    assert_eq!((d.field.as_str(), d.line, d.column), (field, line, column), "position of {d}");
+    for w in words {
+        assert!(d.message.contains(w), "message of {d}\n  lacks {w:?}");
+    }
+}
+
+/// `BASE` with one exact piece of text replaced; the piece must occur once, so edits cannot silently miss.
+#[track_caller]
+fn edit(from: &str, to: &str) -> String {
+    assert_eq!(BASE.matches(from).count(), 1, "{from:?} must occur exactly once in BASE");
+    BASE.replacen(from, to, 1)
+}
+
+/// `BASE` with more tables after it, starting on line 17.
+fn with(extra: &str) -> String {
+    format!("{BASE}{extra}")
+}
+
+fn net(s: &str) -> Ipv4Net {
+    s.parse().unwrap()
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Files that parse
+
+#[test]
+fn reference_template_parses_into_the_documented_stack() {
+    let stack = ok(TEMPLATE);
+    assert_eq!(stack.name, "webscale");
+    assert_eq!(stack.region, "us-east-1");
+    assert_eq!(stack.tags, BTreeMap::from([("environment".to_string(), "demo".to_string())]));
+
+    let network = &stack.network;
+    assert_eq!(network.cidr, net("10.0.0.0/16"));
+    assert!(network.internet_gateway && network.dns_hostnames);
+    let zones: Vec<_> = network.zones.iter().map(|z| (z.name.as_str(), z.availability_zone.as_str())).collect();
+    assert_eq!(zones, [("a", "us-east-1a"), ("b", "us-east-1b")]);
+    assert_eq!(network.zones[1].public_subnet, net("10.0.1.0/24"));
+    assert_eq!(network.zones[1].private_subnet, net("10.0.11.0/24"));
+    let public = network.route_tables.iter().find(|t| t.tier == Tier::Public).expect("a public route table");
+    assert_eq!(public.routes.len(), 1);
+    assert_eq!(public.routes[0].destination, net("0.0.0.0/0"));
+    assert_eq!(public.routes[0].target, RouteTarget::InternetGateway);
+
+    let groups: Vec<_> = stack.security_groups.iter().map(|g| g.name.as_str()).collect();
+    assert_eq!(groups, ["db", "lb", "web"], "three groups, sorted by name");
+    let group = |name: &str| stack.security_groups.iter().find(|g| g.name == name).unwrap();
+    // web omits egress: it keeps AWS's default allow-all rule.
+    let allow_all = SgRule { protocol: Protocol::All, ports: None, peer: Peer::Cidr(net("0.0.0.0/0")) };
+    assert_eq!(group("web").egress, [allow_all]);
+    // db writes `egress = []`: no egress at all.
+    assert!(group("db").egress.is_empty());
+    let to_web = SgRule {
+        protocol: Protocol::Tcp,
+        ports: Some(PortRange { from: 80, to: 80 }),
+        peer: Peer::Group("web".into()),
+    };
+    assert_eq!(group("lb").egress, [to_web]);
+    assert_eq!(group("lb").description, "Load balancer: HTTP and HTTPS from anywhere");
+
+    assert_eq!(stack.network_acls.len(), 2);
+    let private = stack.network_acls.iter().find(|a| a.tier == Tier::Private).unwrap();
+    let numbers: Vec<_> = private.ingress.iter().map(|r| r.number).collect();
+    assert_eq!(numbers, [100, 110]);
+    assert_eq!(private.ingress[1].ports, Some(PortRange { from: 1024, to: 65535 }));
+    assert!(private.ingress.iter().all(|r| r.allow));
+}
+
+#[test]
+fn load_reads_the_reference_template_from_disk() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("templates/webscale.toml");
+    let stack = load(&path, &no_region()).expect("the reference template is valid");
+    assert_eq!(stack.security_groups.len(), 3);
+}
+
+#[test]
+fn load_of_a_missing_file_is_a_read_error_naming_the_file() {
+    let err = load(Path::new("/nonexistent/stack.toml"), &no_region()).unwrap_err();
+    assert!(matches!(err, SpecError::Read { .. }));
+    assert!(err.to_string().contains("/nonexistent/stack.toml"), "{err}");
+}
+
+#[test]
+fn base_is_valid_and_defaults_apply() {
+    let stack = ok(BASE);
+    assert!(stack.network.internet_gateway, "internet_gateway defaults to true");
+    assert!(stack.network.dns_hostnames, "dns_hostnames defaults to true");
+    assert!(stack.security_groups.is_empty() && stack.network_acls.is_empty() && stack.tags.is_empty());
+}
+
+#[test]
+fn security_group_without_description_gets_one_naming_the_stack() {
+    let stack = ok(&with("[security_groups.web]\n"));
+    assert_eq!(stack.security_groups[0].description, "web tier of webscale stack shop");
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// TOML and shape: syntax, unknown keys, types, required fields
+
+#[test]
+fn syntax_error_points_at_the_broken_spot() {
+    let d = one(&edit("[network]\n", "[network\n"));
+    check(&d, "(syntax)", 5, 9, &["expected `]`"]);
+}
+
+#[test]
+fn duplicate_key_is_a_syntax_error_at_the_second_key() {
+    let d = one(&edit("name = \"shop\"\n", "name = \"shop\"\nname = \"shop2\"\n"));
+    check(&d, "(syntax)", 3, 1, &["duplicate key"]);
+}
+
+#[test]
+fn unknown_top_level_key_lists_the_valid_keys() {
+    let d = one(&format!("bogus = 1\n{BASE}"));
+    check(&d, "bogus", 1, 1, &["unknown field `bogus`", "`stack`", "`network`", "`security_groups`", "`network_acls`"]);
+}
+
+#[test]
+fn unknown_key_in_a_named_table_lists_the_valid_keys() {
+    let d = one(&edit("public_subnet = \"10.0.1.0/24\"", "public_subnets = \"10.0.1.0/24\""));
+    check(
+        &d,
+        "network.zones.b.public_subnets",
+        15,
+        1,
+        &["unknown field `public_subnets`", "`availability_zone`", "`public_subnet`", "`private_subnet`"],
+    );
+}
+
+#[test]
+fn unknown_key_in_a_rule_names_the_rule_by_index() {
+    let d = one(&with(concat!(
+        "[security_groups.web]\n",
+        "ingress = [\n",
+        "  { protocol = \"tcp\", ports = 443, cidr = \"0.0.0.0/0\" },\n",
+        "  { protocol = \"tcp\", port = 80, cidr = \"0.0.0.0/0\" },\n",
+        "]\n",
+    )));
+    check(
+        &d,
+        "security_groups.web.ingress[1].port",
+        20,
+        23,
+        &["unknown field `port`", "`protocol`", "`ports`", "`cidr`", "`security_group`"],
+    );
+}
+
+#[test]
+fn wrong_type_says_what_was_found_and_what_is_expected() {
+    let d = one(&edit("cidr = \"10.0.0.0/16\"", "cidr = 10"));
+    check(&d, "network.cidr", 6, 8, &["integer `10`", "expected a string"]);
+
+    let d = one(&edit("cidr = \"10.0.0.0/16\"", "cidr = \"10.0.0.0/16\"\ninternet_gateway = \"yes\""));
+    check(&d, "network.internet_gateway", 7, 20, &["string \"yes\"", "expected a boolean"]);
+}
+
+#[test]
+fn missing_field_names_the_missing_key_and_points_at_its_table() {
+    let d = one(&edit("private_subnet = \"10.0.11.0/24\"\n", ""));
+    check(&d, "network.zones.b.private_subnet", 13, 1, &["missing", "`private_subnet`"]);
+}
+
+#[test]
+fn missing_field_in_an_inline_rule_points_at_the_rule() {
+    let d = one(&with(concat!(
+        "[network_acls.public]\n",
+        "tier = \"public\"\n",
+        "ingress = [{ protocol = \"all\", cidr = \"0.0.0.0/0\", action = \"allow\" }]\n",
+    )));
+    check(&d, "network_acls.public.ingress[0].rule", 19, 12, &["missing", "`rule`"]);
+}
+
+#[test]
+fn missing_top_level_table_is_named() {
+    let d = one("[stack]\nname = \"shop\"\nregion = \"us-east-1\"\n");
+    check(&d, "network", 1, 1, &["missing", "`network`"]);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// [stack]: name, region, tags
+
+#[test]
+fn invalid_stack_name_says_what_a_name_may_hold() {
+    let d = one(&edit("name = \"shop\"", "name = \"My_Shop\""));
+    check(&d, "stack.name", 2, 8, &["\"My_Shop\"", "lowercase letters, digits and hyphens", "starting with a letter"]);
+
+    let long = "a".repeat(33);
+    let d = one(&edit("name = \"shop\"", &format!("name = \"{long}\"")));
+    check(&d, "stack.name", 2, 8, &["1 to 32"]);
+
+    ok(&edit("name = \"shop\"", &format!("name = \"{}\"", "a".repeat(32))));
+}
+
+#[test]
+fn invalid_region_gives_an_example_of_a_valid_one() {
+    let d = one(&edit("region = \"us-east-1\"", "region = \"US East\""));
+    check(&d, "stack.region", 3, 10, &["\"US East\"", "not an AWS region", "\"us-east-1\""]);
+}
+
+#[test]
+fn invalid_region_does_not_also_flag_every_zone() {
+    // With no usable region, "us-east-1a" cannot be judged; one problem, not three.
+    let d = one(&edit("region = \"us-east-1\"", "region = \"useast1\""));
+    check(&d, "stack.region", 3, 10, &["not an AWS region"]);
+}
+
+#[test]
+fn reserved_tag_keys_are_rejected_whatever_their_case() {
+    let text = edit(
+        "region = \"us-east-1\"\n",
+        concat!(
+            "region = \"us-east-1\"\n",
+            "tags = { \"aws:owner\" = \"x\", \"AWS:team\" = \"y\", \"webscale:stack\" = \"z\", Name = \"n\", team = \"ok\" }\n",
+        ),
+    );
+    let diags = problems(&text);
+    assert_eq!(diags.len(), 4, "{}", render(&diags));
+    check(&diags[0], "stack.tags.\"aws:owner\"", 4, 10, &["reserved", "\"aws:\"", "\"webscale:\""]);
+    check(&diags[1], "stack.tags.\"AWS:team\"", 4, 29, &["reserved"]);
+    check(&diags[2], "stack.tags.\"webscale:stack\"", 4, 47, &["reserved"]);
+    check(&diags[3], "stack.tags.Name", 4, 71, &["reserved", "\"Name\""]);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Region choice: --region beats the file, which beats AWS_REGION / the profile
+
+/// BASE with portable bare-letter zones, so it fits any region.
+fn portable(region_line: &str) -> String {
+    BASE.replace("region = \"us-east-1\"\n", region_line)
+        .replace("\"us-east-1a\"", "\"a\"")
+        .replace("\"us-east-1b\"", "\"b\"")
+}
+
+#[test]
+fn bare_letter_zone_expands_in_the_stack_region() {
+    let stack = ok(&portable("region = \"us-east-1\"\n"));
+    assert_eq!(stack.network.zones[0].availability_zone, "us-east-1a");
+    assert_eq!(stack.network.zones[1].availability_zone, "us-east-1b");
+}
+
+#[test]
+fn forced_region_overrides_the_file() {
+    let choice = RegionChoice { forced: Some("eu-west-1".into()), ambient: Some("ap-south-1".into()) };
+    let stack = parse_with(&portable("region = \"us-east-1\"\n"), &choice).unwrap();
+    assert_eq!(stack.region, "eu-west-1");
+    assert_eq!(stack.network.zones[0].availability_zone, "eu-west-1a");
+}
+
+#[test]
+fn ambient_region_is_used_only_when_the_file_names_none() {
+    let choice = RegionChoice { forced: None, ambient: Some("eu-west-1".into()) };
+    assert_eq!(parse_with(&portable("region = \"us-east-1\"\n"), &choice).unwrap().region, "us-east-1");
+    let stack = parse_with(&portable(""), &choice).unwrap();
+    assert_eq!(stack.region, "eu-west-1");
+    assert_eq!(stack.network.zones[1].availability_zone, "eu-west-1b");
+}
+
+#[test]
+fn no_region_anywhere_is_one_error_at_the_stack_table() {
+    let d = one(&edit("region = \"us-east-1\"\n", ""));
+    check(&d, "stack.region", 1, 1, &["no region", "region = ", "AWS_REGION", "--region"]);
+}
+
+#[test]
+fn invalid_forced_region_is_reported() {
+    let choice = RegionChoice { forced: Some("mars".into()), ambient: None };
+    let d = one_of(problems_with(&portable(""), &choice));
+    check(&d, "stack.region", 1, 1, &["\"mars\"", "--region", "\"us-east-1\""]);
+}
+
+#[test]
+fn forced_region_does_not_hide_an_invalid_region_in_the_file() {
+    let choice = RegionChoice { forced: Some("eu-west-1".into()), ambient: None };
+    let d = one_of(problems_with(&portable("region = \"nowhere\"\n"), &choice));
+    check(&d, "stack.region", 3, 10, &["\"nowhere\"", "not an AWS region"]);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// [network]: CIDRs, zones
+
+#[test]
+fn cidr_with_host_bits_suggests_the_network_address() {
+    let d = one(&edit("\"10.0.1.0/24\"", "\"10.0.1.5/24\""));
+    check(&d, "network.zones.b.public_subnet", 15, 17, &["10.0.1.5/24", "host bits", "did you mean \"10.0.1.0/24\"?"]);
+}
+
+#[test]
+fn cidr_that_is_not_a_cidr_gives_an_example() {
+    let d = one(&edit("\"10.0.10.0/24\"", "\"10.0.10.0\""));
+    check(&d, "network.zones.a.private_subnet", 11, 18, &["\"10.0.10.0\"", "not an IPv4 CIDR", "\"10.0.0.0/16\""]);
+}
+
+#[test]
+fn subnet_outside_the_vpc() {
+    let d = one(&edit("\"10.0.1.0/24\"", "\"10.1.1.0/24\""));
+    check(&d, "network.zones.b.public_subnet", 15, 17, &["10.1.1.0/24", "outside the VPC CIDR 10.0.0.0/16"]);
+}
+
+#[test]
+fn overlapping_subnets_name_the_other_subnet() {
+    let d = one(&edit("\"10.0.1.0/24\"", "\"10.0.0.0/23\""));
+    check(
+        &d,
+        "network.zones.b.public_subnet",
+        15,
+        17,
+        &["10.0.0.0/23 overlaps network.zones.a.public_subnet (10.0.0.0/24)"],
+    );
+}
+
+#[test]
+fn overlap_is_reported_on_the_later_subnet_in_the_file() {
+    // Zone "z" comes first in the file, so the clash belongs to zone "a", whatever the names' order.
+    let text = BASE.replace("[network.zones.a]", "[network.zones.y]").replace("[network.zones.b]", "[network.zones.a]");
+    let text = text.replace("\"10.0.1.0/24\"", "\"10.0.0.0/24\"");
+    let d = one(&text);
+    check(&d, "network.zones.a.public_subnet", 15, 17, &["overlaps network.zones.y.public_subnet"]);
+}
+
+#[test]
+fn prefix_outside_16_to_28() {
+    let d = one(&edit("cidr = \"10.0.0.0/16\"", "cidr = \"10.0.0.0/8\""));
+    check(&d, "network.cidr", 6, 8, &["/8", "/16 to /28"]);
+
+    let d = one(&edit("\"10.0.11.0/24\"", "\"10.0.11.0/29\""));
+    check(&d, "network.zones.b.private_subnet", 16, 18, &["/29", "/16 to /28"]);
+
+    // The bounds themselves are fine.
+    ok(&edit("\"10.0.11.0/24\"", "\"10.0.11.0/28\""));
+}
+
+#[test]
+fn fewer_than_two_zones() {
+    let text = BASE.split("[network.zones.b]").next().unwrap();
+    let d = one(text);
+    check(&d, "network.zones", 8, 10, &["1 availability zone", "at least two", "[network.zones.NAME]"]);
+}
+
+#[test]
+fn the_same_availability_zone_twice() {
+    let d = one(&edit("\"us-east-1b\"", "\"us-east-1a\""));
+    check(&d, "network.zones.b.availability_zone", 14, 21, &["us-east-1a", "already used by network.zones.a"]);
+
+    // A bare letter is the same zone as its full name.
+    let d = one(&edit("\"us-east-1b\"", "\"a\""));
+    check(&d, "network.zones.b.availability_zone", 14, 21, &["us-east-1a", "already used by network.zones.a"]);
+}
+
+#[test]
+fn availability_zone_outside_the_region() {
+    let d = one(&edit("\"us-east-1b\"", "\"us-west-2b\""));
+    check(
+        &d,
+        "network.zones.b.availability_zone",
+        14,
+        21,
+        &["\"us-west-2b\"", "not an availability zone of region us-east-1", "\"us-east-1a\"", "\"a\""],
+    );
+    // The region followed by more than one letter is no zone either.
+    let d = one(&edit("\"us-east-1b\"", "\"us-east-1bb\""));
+    check(&d, "network.zones.b.availability_zone", 14, 21, &["not an availability zone"]);
+}
+
+#[test]
+fn invalid_zone_name_is_quoted_in_the_field_path() {
+    let d = one(&edit("[network.zones.b]", "[network.zones.\"B.1\"]"));
+    check(&d, "network.zones.\"B.1\"", 13, 16, &["\"B.1\"", "lowercase letters, digits and underscores"]);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Route tables
+
+#[test]
+fn two_route_tables_for_one_tier() {
+    // `z` is written first, so `a` is the one in the way, whatever the alphabet says.
+    let d = one(&with(concat!(
+        "[network.route_tables.z]\n",
+        "tier = \"public\"\n",
+        "\n",
+        "[network.route_tables.a]\n",
+        "tier = \"public\"\n",
+    )));
+    check(
+        &d,
+        "network.route_tables.a.tier",
+        21,
+        8,
+        &["\"public\"", "already claimed by network.route_tables.z", "only one route table"],
+    );
+}
+
+#[test]
+fn unknown_tier_lists_the_tiers() {
+    let d = one(&with("[network.route_tables.dmz]\ntier = \"dmz\"\n"));
+    check(&d, "network.route_tables.dmz.tier", 18, 8, &["\"dmz\"", "\"public\"", "\"private\""]);
+}
+
+#[test]
+fn unknown_route_target_lists_the_targets() {
+    let d = one(&with(concat!(
+        "[network.route_tables.public]\n",
+        "tier = \"public\"\n",
+        "routes = [{ destination = \"0.0.0.0/0\", target = \"nat_gateway\" }]\n",
+    )));
+    check(
+        &d,
+        "network.route_tables.public.routes[0].target",
+        19,
+        49,
+        &["\"nat_gateway\"", "valid targets: \"internet_gateway\""],
+    );
+}
+
+#[test]
+fn route_to_a_disabled_internet_gateway() {
+    let text = edit("cidr = \"10.0.0.0/16\"\n", "cidr = \"10.0.0.0/16\"\ninternet_gateway = false\n");
+    let d = one(&format!(
+        "{text}[network.route_tables.public]\ntier = \"public\"\nroutes = [{{ destination = \"0.0.0.0/0\", target = \"internet_gateway\" }}]\n"
+    ));
+    check(
+        &d,
+        "network.route_tables.public.routes[0].target",
+        20,
+        49,
+        &["internet gateway", "network.internet_gateway is false", "set it to true"],
+    );
+}
+
+#[test]
+fn route_destination_inside_the_vpc() {
+    let d = one(&with(concat!(
+        "[network.route_tables.public]\n",
+        "tier = \"public\"\n",
+        "routes = [{ destination = \"10.0.5.0/24\", target = \"internet_gateway\" }]\n",
+    )));
+    check(
+        &d,
+        "network.route_tables.public.routes[0].destination",
+        19,
+        27,
+        &["10.0.5.0/24 overlaps the VPC CIDR 10.0.0.0/16", "routes locally", "outside 10.0.0.0/16"],
+    );
+}
+
+#[test]
+fn the_same_route_destination_twice() {
+    let d = one(&with(concat!(
+        "[network.route_tables.public]\n",
+        "tier = \"public\"\n",
+        "routes = [\n",
+        "  { destination = \"0.0.0.0/0\", target = \"internet_gateway\" },\n",
+        "  { destination = \"0.0.0.0/0\", target = \"internet_gateway\" },\n",
+        "]\n",
+    )));
+    check(&d, "network.route_tables.public.routes[1].destination", 21, 19, &["0.0.0.0/0", "already defined"]);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Security groups
+
+/// BASE plus two security groups: `lb` (line 17) and `web` whose ingress rule is `rule`, on line 21 at column 12.
+fn web_ingress(rule: &str) -> String {
+    with(&format!(
+        "[security_groups.lb]\ningress = [{{ protocol = \"tcp\", ports = 443, cidr = \"0.0.0.0/0\" }}]\n\n[security_groups.web]\ningress = [{rule}]\n"
+    ))
+}
+
+#[test]
+fn the_rule_helper_builds_a_valid_stack() {
+    let stack = ok(&web_ingress("{ protocol = \"tcp\", ports = 80, security_group = \"lb\" }"));
+    let web = stack.security_groups.iter().find(|g| g.name == "web").unwrap();
+    assert_eq!(web.ingress[0].peer, Peer::Group("lb".into()));
+}
+
+#[test]
+fn reference_to_an_undefined_security_group_lists_the_defined_ones() {
+    let d = one(&web_ingress("{ protocol = \"tcp\", ports = 80, security_group = \"lbb\" }"));
+    check(
+        &d,
+        "security_groups.web.ingress[0].security_group",
+        21,
+        61,
+        &["no security group named \"lbb\"", "defined groups: \"lb\", \"web\""],
+    );
+}
+
+#[test]
+fn invalid_protocol_lists_the_protocols() {
+    let d = one(&web_ingress("{ protocol = \"tpc\", ports = 80, cidr = \"0.0.0.0/0\" }"));
+    check(
+        &d,
+        "security_groups.web.ingress[0].protocol",
+        21,
+        25,
+        &["unknown protocol \"tpc\"", "\"tcp\", \"udp\", \"icmp\" or \"all\""],
+    );
+}
+
+#[test]
+fn tcp_rule_without_ports_points_at_the_rule() {
+    let d = one(&web_ingress("{ protocol = \"tcp\", cidr = \"0.0.0.0/0\" }"));
+    check(&d, "security_groups.web.ingress[0].ports", 21, 12, &["a tcp rule needs ports", "443", "\"1024-65535\""]);
+}
+
+#[test]
+fn ports_on_an_all_rule() {
+    let d = one(&web_ingress("{ protocol = \"all\", ports = 80, cidr = \"0.0.0.0/0\" }"));
+    check(
+        &d,
+        "security_groups.web.ingress[0].ports",
+        21,
+        40,
+        &["an all rule covers every port", "remove `ports`", "\"tcp\" or \"udp\""],
+    );
+}
+
+#[test]
+fn port_out_of_range() {
+    let d = one(&web_ingress("{ protocol = \"tcp\", ports = 70000, cidr = \"0.0.0.0/0\" }"));
+    check(&d, "security_groups.web.ingress[0].ports", 21, 40, &["port 70000 is out of range", "0 to 65535"]);
+
+    let d = one(&web_ingress("{ protocol = \"udp\", ports = \"1024-65536\", cidr = \"0.0.0.0/0\" }"));
+    check(&d, "security_groups.web.ingress[0].ports", 21, 40, &["port 65536 is out of range", "0 to 65535"]);
+}
+
+#[test]
+fn reversed_port_range() {
+    let d = one(&web_ingress("{ protocol = \"tcp\", ports = \"443-80\", cidr = \"0.0.0.0/0\" }"));
+    check(&d, "security_groups.web.ingress[0].ports", 21, 40, &["\"443-80\" runs backwards", "FROM <= TO"]);
+}
+
+#[test]
+fn garbage_ports() {
+    let d = one(&web_ingress("{ protocol = \"tcp\", ports = \"http\", cidr = \"0.0.0.0/0\" }"));
+    check(&d, "security_groups.web.ingress[0].ports", 21, 40, &["\"http\" is not a port", "0 to 65535", "\"FROM-TO\""]);
+
+    let d = one(&web_ingress("{ protocol = \"tcp\", ports = [80], cidr = \"0.0.0.0/0\" }"));
+    check(&d, "security_groups.web.ingress[0].ports", 21, 40, &["is not a port", "\"1024-65535\""]);
+}
+
+#[test]
+fn rule_with_both_cidr_and_security_group() {
+    let d = one(&web_ingress("{ protocol = \"tcp\", ports = 80, cidr = \"0.0.0.0/0\", security_group = \"lb\" }"));
+    check(&d, "security_groups.web.ingress[0]", 21, 12, &["both `cidr` and `security_group`", "exactly one"]);
+}
+
+#[test]
+fn rule_with_neither_cidr_nor_security_group() {
+    let d = one(&web_ingress("{ protocol = \"tcp\", ports = 80 }"));
+    check(
+        &d,
+        "security_groups.web.ingress[0]",
+        21,
+        12,
+        &["neither `cidr` nor `security_group`", "cidr = ", "security_group = "],
+    );
+}
+
+#[test]
+fn duplicate_security_group_rule_names_the_first_copy() {
+    // 443 and "443" are the same port.
+    let d = one(&web_ingress(
+        "{ protocol = \"tcp\", ports = 443, cidr = \"0.0.0.0/0\" }, { protocol = \"TCP\", ports = \"443\", cidr = \"0.0.0.0/0\" }",
+    ));
+    check(&d, "security_groups.web.ingress[1]", 21, 67, &["repeats security_groups.web.ingress[0]", "duplicate"]);
+}
+
+#[test]
+fn the_same_rule_in_ingress_and_egress_is_fine() {
+    ok(&with(concat!(
+        "[security_groups.web]\n",
+        "ingress = [{ protocol = \"tcp\", ports = 443, cidr = \"0.0.0.0/0\" }]\n",
+        "egress = [{ protocol = \"tcp\", ports = 443, cidr = \"0.0.0.0/0\" }]\n",
+    )));
+}
+
+#[test]
+fn description_with_a_character_aws_refuses() {
+    let d = one(&with("[security_groups.web]\ndescription = \"Web <servers>\"\n"));
+    check(&d, "security_groups.web.description", 18, 15, &["'<'", "not allowed", "letters, digits, spaces"]);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Network ACLs
+
+/// BASE plus an ACL for the public tier: its `ingress` list on line 19, `egress` on line 20.
+fn public_acl(ingress: &str, egress: &str) -> String {
+    with(&format!("[network_acls.public]\ntier = \"public\"\ningress = [{ingress}]\negress = [{egress}]\n"))
+}
+
+const ALLOW_ALL: &str = "protocol = \"all\", cidr = \"0.0.0.0/0\", action = \"allow\"";
+
+#[test]
+fn nacl_rule_number_bounds() {
+    let d = one(&public_acl(&format!("{{ rule = 0, {ALLOW_ALL} }}"), ""));
+    check(&d, "network_acls.public.ingress[0].rule", 19, 21, &["rule number 0 is out of range", "1 to 32766"]);
+
+    let d = one(&public_acl("", &format!("{{ rule = 32767, {ALLOW_ALL} }}")));
+    check(&d, "network_acls.public.egress[0].rule", 20, 20, &["32767", "1 to 32766", "deny-all"]);
+
+    ok(&public_acl(&format!("{{ rule = 1, {ALLOW_ALL} }}, {{ rule = 32766, {ALLOW_ALL} }}"), ""));
+}
+
+#[test]
+fn duplicate_nacl_rule_number_in_one_direction() {
+    let d = one(&public_acl(&format!("{{ rule = 100, {ALLOW_ALL} }}, {{ rule = 100, {ALLOW_ALL} }}"), ""));
+    check(
+        &d,
+        "network_acls.public.ingress[1].rule",
+        19,
+        93,
+        &["rule number 100 is already used by network_acls.public.ingress[0]", "unique per direction"],
+    );
+}
+
+#[test]
+fn the_same_nacl_rule_number_in_both_directions_is_fine() {
+    let rule = format!("{{ rule = 100, {ALLOW_ALL} }}");
+    let stack = ok(&public_acl(&rule, &rule));
+    assert_eq!(stack.network_acls[0].ingress[0].number, 100);
+    assert_eq!(stack.network_acls[0].egress[0].number, 100);
+}
+
+#[test]
+fn invalid_nacl_action() {
+    let d = one(&public_acl("{ rule = 100, protocol = \"all\", cidr = \"0.0.0.0/0\", action = \"permit\" }", ""));
+    check(&d, "network_acls.public.ingress[0].action", 19, 73, &["unknown action \"permit\"", "\"allow\", \"deny\""]);
+}
+
+#[test]
+fn nacl_tcp_rule_without_ports() {
+    let d = one(&public_acl("{ rule = 100, protocol = \"tcp\", cidr = \"0.0.0.0/0\", action = \"allow\" }", ""));
+    check(&d, "network_acls.public.ingress[0].ports", 19, 12, &["a tcp rule needs ports"]);
+}
+
+#[test]
+fn two_nacls_for_one_tier() {
+    let d = one(&with(concat!(
+        "[network_acls.web]\n",
+        "tier = \"private\"\n",
+        "\n",
+        "[network_acls.app]\n",
+        "tier = \"private\"\n",
+    )));
+    check(
+        &d,
+        "network_acls.app.tier",
+        21,
+        8,
+        &["\"private\"", "already claimed by network_acls.web", "only one network ACL"],
+    );
+}
+
+#[test]
+fn a_route_table_and_a_nacl_may_share_a_tier() {
+    ok(&with("[network.route_tables.public]\ntier = \"public\"\n\n[network_acls.public]\ntier = \"public\"\n"));
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Many problems at once
+
+#[test]
+fn every_problem_is_reported_in_one_error_in_file_order() {
+    // Security groups are written before [network] and are checked after it; the report still reads top down.
+    let text = r#"[stack]
+name = "Shop"
+region = "us-east-1"
+
+[security_groups.web]
+ingress = [{ protocol = "tcp", cidr = "0.0.0.0/0" }]
+
+[network]
+cidr = "10.0.0.0/8"
+
+[network.zones.a]
+availability_zone = "us-east-1a"
+public_subnet = "10.0.0.1/24"
+private_subnet = "10.0.10.0/24"
+
+[network.zones.b]
+availability_zone = "us-east-1a"
+public_subnet = "10.0.1.0/24"
+private_subnet = "10.0.11.0/24"
+
+[network_acls.public]
+tier = "public"
+ingress = [{ rule = 0, protocol = "all", cidr = "0.0.0.0/0", action = "deny" }]
+"#;
+    let diags = problems(text);
+    let got: Vec<_> = diags.iter().map(|d| (d.line, d.column, d.field.as_str())).collect();
+    assert_eq!(
+        got,
+        [
+            (2, 8, "stack.name"),
+            (6, 12, "security_groups.web.ingress[0].ports"),
+            (9, 8, "network.cidr"),
+            (13, 17, "network.zones.a.public_subnet"),
+            (17, 21, "network.zones.b.availability_zone"),
+            (23, 21, "network_acls.public.ingress[0].rule"),
+        ],
+        "\n{}",
+        render(&diags)
+    );
+}
+
+#[test]
+fn display_prints_one_file_line_col_field_message_line_per_problem() {
+    let text = edit("name = \"shop\"", "name = \"Shop\"").replace("\"10.0.1.0/24\"", "\"10.0.1.5/24\"");
+    let err = parse_with(&text, &no_region()).unwrap_err();
+    let shown = err.to_string();
+    let lines: Vec<&str> = shown.lines().collect();
+    assert_eq!(lines.len(), 3, "{shown}");
+    assert_eq!(lines[0], "2 problems in the stack file:");
+    assert!(lines[1].starts_with("  stack.toml:2:8: stack.name: \"Shop\" is not a valid stack name"), "{}", lines[1]);
+    assert_eq!(
+        lines[2],
+        "  stack.toml:15:17: network.zones.b.public_subnet: 10.0.1.5/24 has host bits set; did you mean \"10.0.1.0/24\"?"
+    );
+
+    let one = SpecError::Invalid(vec![Diagnostic {
+        file: "s.toml".into(),
+        line: 1,
+        column: 2,
+        field: "f".into(),
+        message: "m".into(),
+    }]);
+    assert_eq!(one.to_string(), "1 problem in the stack file:\n  s.toml:1:2: f: m");
+}
+
+#[test]
+fn columns_count_characters_not_bytes() {
+    // "é" is two bytes in UTF-8; an editor puts the next character in column 2.
+    let d = one(&edit("name = \"shop\"", "name = \"shop\" # é\nnote = 1 # x"));
+    check(&d, "stack.note", 3, 1, &["unknown field `note`"]);
+    let d =
+        one(&edit("region = \"us-east-1\"\n", "region = \"us-east-1\"\ntags = { \"é\" = \"x\", \"aws:x\" = \"y\" }\n"));
+    check(&d, "stack.tags.\"aws:x\"", 4, 21, &["reserved"]);
+}
