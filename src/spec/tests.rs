@@ -446,6 +446,15 @@ fn availability_zone_outside_the_region() {
 }
 
 #[test]
+fn a_zone_outside_the_region_is_not_also_called_a_duplicate() {
+    let text = edit("\"us-east-1a\"", "\"us-west-2a\"").replace("\"us-east-1b\"", "\"us-west-2a\"");
+    let diags = problems(&text);
+    assert_eq!(diags.len(), 2, "{}", render(&diags));
+    check(&diags[0], "network.zones.a.availability_zone", 9, 21, &["not an availability zone of region us-east-1"]);
+    check(&diags[1], "network.zones.b.availability_zone", 14, 21, &["not an availability zone of region us-east-1"]);
+}
+
+#[test]
 fn invalid_zone_name_is_quoted_in_the_field_path() {
     let d = one(&edit("[network.zones.b]", "[network.zones.\"B.1\"]"));
     check(&d, "network.zones.\"B.1\"", 13, 16, &["\"B.1\"", "lowercase letters, digits and underscores"]);
@@ -620,6 +629,12 @@ fn garbage_ports() {
 
     let d = one(&web_ingress("{ protocol = \"tcp\", ports = [80], cidr = \"0.0.0.0/0\" }"));
     check(&d, "security_groups.web.ingress[0].ports", 21, 40, &["is not a port", "\"1024-65535\""]);
+}
+
+#[test]
+fn ports_on_an_icmp_rule() {
+    let d = one(&web_ingress("{ protocol = \"icmp\", ports = 8, cidr = \"0.0.0.0/0\" }"));
+    check(&d, "security_groups.web.ingress[0].ports", 21, 41, &["an icmp rule covers every ICMP type", "remove `ports`"]);
 }
 
 #[test]

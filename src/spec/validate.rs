@@ -52,7 +52,8 @@ pub fn parse(path: &Path, text: &str, region: &RegionChoice) -> Result<Stack, Sp
     if cx.diags.is_empty() {
         Ok(stack)
     } else {
-        // Checks run section by section (and partly in name order), but a reader goes top to bottom.
+        // Checks run section by section (network before security groups, whatever the file's order), but a
+        // reader goes top to bottom.
         // The sort is stable, so two problems at one spot keep the order they were found in.
         cx.diags.sort_by_key(|d| (d.line, d.column));
         Err(SpecError::Invalid(cx.diags))
@@ -76,12 +77,6 @@ fn serde_field(text: &str, path: &serde_path_to_error::Path, offset: usize, mess
     let root = DeTable::parse(text).ok().map(|t| Spanned::new(t.span(), DeValue::Table(t.into_inner())));
     let mut at: Option<&Spanned<DeValue>> = root.as_ref();
     let mut field = String::new();
-    fn push_key(field: &mut String, key: &str) {
-        if !field.is_empty() {
-            field.push('.');
-        }
-        field.push_str(&key_segment(key));
-    }
     for segment in path {
         match segment {
             Segment::Map { key } if key.starts_with("$__serde_spanned_private") => {}
@@ -107,7 +102,8 @@ fn serde_field(text: &str, path: &serde_path_to_error::Path, offset: usize, mess
                         at = Some(v);
                     }
                     None => {
-                        push_key(&mut field, "?");
+                        // Not found (should not happen): say so rather than guess a name.
+                        field.push_str(if field.is_empty() { "?" } else { ".?" });
                         at = None;
                     }
                 }
@@ -118,6 +114,13 @@ fn serde_field(text: &str, path: &serde_path_to_error::Path, offset: usize, mess
         push_key(&mut field, name);
     }
     if field.is_empty() { "(top level)".to_string() } else { field }
+}
+
+fn push_key(field: &mut String, key: &str) {
+    if !field.is_empty() {
+        field.push('.');
+    }
+    field.push_str(&key_segment(key));
 }
 
 fn table_child<'a, 'i>(v: &'a Spanned<DeValue<'i>>, is_key: impl Fn(&str) -> bool) -> Option<&'a Spanned<DeValue<'i>>> {
@@ -374,7 +377,10 @@ impl Checker<'_> {
             self.ident(&zname, &zfield, false);
             let zone = zone.into_inner();
             let az = self.availability_zone(&zone.availability_zone, &format!("{zfield}.availability_zone"), region);
-            if let Some(other) = seen_az.insert(az.clone(), zfield.clone()) {
+            // A zone already reported as outside the region is not also reported as a duplicate.
+            if let Some(az) = &az
+                && let Some(other) = seen_az.insert(az.clone(), zfield.clone())
+            {
                 self.err(
                     zone.availability_zone.span(),
                     format!("{zfield}.availability_zone"),
@@ -405,7 +411,8 @@ impl Checker<'_> {
             };
             let public_subnet = block(self, &zone.public_subnet, "public_subnet");
             let private_subnet = block(self, &zone.private_subnet, "private_subnet");
-            zones.push(Zone { name: zname.into_inner(), availability_zone: az, public_subnet, private_subnet });
+            let availability_zone = az.unwrap_or_else(|| zone.availability_zone.into_inner());
+            zones.push(Zone { name: zname.into_inner(), availability_zone, public_subnet, private_subnet });
         }
         zones.sort_by(|a, b| a.name.cmp(&b.name));
 
@@ -485,10 +492,11 @@ impl Checker<'_> {
     }
 
     /// The full availability zone name. A bare letter ("a") means that zone of the stack's region, which keeps a
-    /// spec portable across `--region`. Without a usable region (already reported) only the spelling is kept.
-    fn availability_zone(&mut self, value: &Spanned<String>, field: &str, region: Option<&str>) -> String {
+    /// spec portable across `--region`. Without a usable region (already reported) the spelling is taken as is.
+    /// `None` when the zone is not one of the region's (reported here).
+    fn availability_zone(&mut self, value: &Spanned<String>, field: &str, region: Option<&str>) -> Option<String> {
         let written = value.get_ref();
-        let Some(region) = region else { return written.clone() };
+        let Some(region) = region else { return Some(written.clone()) };
         let az = if written.chars().count() == 1 { format!("{region}{written}") } else { written.clone() };
         // A regular zone is the region name plus one letter (us-east-1a ... us-east-1f).
         let is_zone =
@@ -501,8 +509,9 @@ impl Checker<'_> {
                     "{written:?} is not an availability zone of region {region}: write \"{region}a\" or just \"a\""
                 ),
             );
+            return None;
         }
-        az
+        Some(az)
     }
 
     /// Logical names become part of addresses (`subnet.public_a`) and AWS names, so keep them plain.
@@ -601,8 +610,9 @@ impl Checker<'_> {
                 ports.span(),
                 field,
                 format!(
-                    "{} {name} rule covers every port; remove `ports` (or use protocol \"tcp\" or \"udp\")",
-                    article(name)
+                    "{} {name} rule covers every {}; remove `ports` (or use protocol \"tcp\" or \"udp\")",
+                    article(name),
+                    if protocol == Protocol::Icmp { "ICMP type and code" } else { "port" },
                 ),
             );
             return None;
@@ -817,7 +827,12 @@ fn port_range(value: &toml::Value) -> Result<PortRange, String> {
 
 /// 1-based line and column (in characters) of a byte offset.
 fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let offset = offset.min(text.len());
+    // Spans come from the parser and land on character boundaries; stepping back to one anyway means a stray
+    // offset can only blur a position, never panic while reporting an error.
+    let mut offset = offset.min(text.len());
+    while !text.is_char_boundary(offset) {
+        offset -= 1;
+    }
     let before = &text[..offset];
     let line = before.matches('\n').count() + 1;
     let line_start = before.rfind('\n').map_or(0, |i| i + 1);
