@@ -327,8 +327,6 @@ async fn authorizing_a_rule_that_already_exists_counts_as_done() {
 /// The same, with a second missing rule in the same request. AWS rejects the whole request on the duplicate and
 /// adds neither rule, so "Duplicate means done" holds only for the rule that exists: the other must still be added.
 #[tokio::test]
-#[ignore = "BUG in src/resources/security_group_rules.rs `change`: InvalidPermission.Duplicate on a batch is taken \
-            as success although AWS added none of the batch's rules; un-ignore once fixed"]
 async fn a_duplicate_in_a_batch_does_not_drop_the_other_new_rules() {
     let aws = Fake::provisioned(SPEC);
     let cloud = aws.cloud(fast());
@@ -381,9 +379,6 @@ async fn deleting_a_group_that_is_already_gone_counts_as_deleted() {
 /// request with InvalidPermission.NotFound for the SSH rule and revokes nothing. db's rule naming web must still be
 /// revoked, or web can never be deleted.
 #[tokio::test]
-#[ignore = "BUG in src/resources/security_group_rules.rs `change`: InvalidPermission.NotFound on a batch is taken \
-            as success although AWS revoked none of the batch's rules; the referenced group's delete then fails with \
-            DependencyViolation (for 15 minutes with the default policy); un-ignore once fixed"]
 async fn a_rule_already_revoked_does_not_keep_the_others_in_place() {
     let aws = Fake::provisioned(SPEC);
     let cloud = aws.cloud(RetryPolicy { dependency: Duration::from_millis(100), ..fast() });

@@ -113,6 +113,7 @@ enum Direction {
     Egress,
 }
 
+/// Grants or revokes `rules` in one call where possible.
 async fn change(
     cloud: &Cloud,
     region: &str,
@@ -124,9 +125,36 @@ async fn change(
     if rules.is_empty() {
         return Ok(());
     }
+    // Granting what is already there, or revoking what is already gone, reaches the goal (a re-run after an
+    // interrupted apply, or a console edit between plan and apply, sees exactly this).
+    let benign = |e: &CloudError| e.code() == "InvalidPermission.Duplicate" || e.code() == "InvalidPermission.NotFound";
+    match send(cloud, region, group, dir, grant, rules).await {
+        // AWS fails such a batch as a whole and applies none of it: redo it rule by rule.
+        Err(e) if benign(&e) && rules.len() > 1 => {
+            for rule in rules {
+                match send(cloud, region, group, dir, grant, &[rule]).await {
+                    Err(e) if benign(&e) => {}
+                    other => other?,
+                }
+            }
+            Ok(())
+        }
+        Err(e) if benign(&e) => Ok(()),
+        other => other,
+    }
+}
+
+async fn send(
+    cloud: &Cloud,
+    region: &str,
+    group: &str,
+    dir: Direction,
+    grant: bool,
+    rules: &[&Rule],
+) -> Result<(), CloudError> {
     let ec2 = cloud.ec2(region)?;
     let perms: Vec<IpPermission> = rules.iter().map(|r| permission(r)).collect();
-    let result = match (dir, grant) {
+    match (dir, grant) {
         (Direction::Ingress, true) => ec2
             .authorize_security_group_ingress()
             .group_id(group)
@@ -159,12 +187,6 @@ async fn change(
             .await
             .call("RevokeSecurityGroupEgress")
             .map(|_| ()),
-    };
-    match result {
-        // Granting what is already there, or revoking what is already gone, reaches the goal
-        // (a re-run after an interrupted apply sees exactly this).
-        Err(e) if e.code() == "InvalidPermission.Duplicate" || e.code() == "InvalidPermission.NotFound" => Ok(()),
-        other => other,
     }
 }
 
