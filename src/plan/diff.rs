@@ -29,22 +29,44 @@ pub enum PlanError {
 pub fn diff(stack: &str, region: &str, desired: Vec<Desired>, live: Vec<Live>) -> Result<Plan, PlanError> {
     let order = desired_order(&desired)?;
 
-    // One live resource per address; extra claimants of an address (possible only if someone copied tags)
-    // are deleted.
-    let mut by_address: BTreeMap<Address, Live> = BTreeMap::new();
-    let mut extras: Vec<Live> = Vec::new();
+    // One live resource per address. Several claim one address after an interrupted create-first replacement
+    // (the new one is up, the old one not deleted yet) or when someone copied tags: the claimant closest to the
+    // spec is kept (the new one, in the first case), the others are deleted. Claimants are compared in
+    // dependency order, so whatever they reference is settled first (a rule set follows the group kept).
+    let owns_id = |a: &Address| kind(a.kind()).is_some_and(|k| k.owns_id());
+    let mut claims: BTreeMap<Address, Vec<Live>> = BTreeMap::new();
     for l in live {
-        if by_address.contains_key(&l.address) {
-            extras.push(l);
-        } else {
-            by_address.insert(l.address.clone(), l);
-        }
+        claims.entry(l.address.clone()).or_default().push(l);
     }
-    let ids: HashMap<String, Address> = by_address
+    let mut ids: HashMap<String, Address> = claims
         .values()
-        .filter(|l| kind(l.address.kind()).is_some_and(|k| k.owns_id()))
+        .filter(|c| c.len() == 1)
+        .flatten()
+        .filter(|l| owns_id(&l.address))
         .map(|l| (l.id.clone(), l.address.clone()))
         .collect();
+    let mut by_address: BTreeMap<Address, Live> = BTreeMap::new();
+    // Each extra claimant with the id of the one kept instead.
+    let mut extras: Vec<(Live, String)> = Vec::new();
+    let mut settle: Vec<(Vec<Live>, Option<&Desired>)> =
+        order.iter().filter_map(|&i| claims.remove(&desired[i].address).map(|c| (c, Some(&desired[i])))).collect();
+    // No longer in the spec, so nothing to compare with: the first one read stands for the address.
+    settle.extend(claims.into_values().map(|c| (c, None)));
+    for (mut claimants, d) in settle {
+        let best = match d {
+            Some(d) if claimants.len() > 1 => {
+                (0..claimants.len()).min_by_key(|&j| distance(d, &claimants[j], &ids)).unwrap_or(0)
+            }
+            _ => 0,
+        };
+        let kept = claimants.remove(best);
+        if !claimants.is_empty() && owns_id(&kept.address) {
+            ids.insert(kept.id.clone(), kept.address.clone());
+        }
+        extras.extend(claimants.into_iter().map(|l| (l, kept.id.clone())));
+        by_address.insert(kept.address.clone(), kept);
+    }
+    let ids = ids;
     let normal = |l: &Live| -> resources::Attrs {
         l.attrs.iter().map(|(k, v)| (k.clone(), canonical(&to_refs(v, &ids)))).collect()
     };
@@ -120,8 +142,7 @@ pub fn diff(stack: &str, region: &str, desired: Vec<Desired>, live: Vec<Live>) -
                 });
             }
         }
-        let forcing: Vec<&str> =
-            attributes.iter().filter(|a| a.forces_replacement).map(|a| a.name.as_str()).collect();
+        let forcing: Vec<&str> = attributes.iter().filter(|a| a.forces_replacement).map(|a| a.name.as_str()).collect();
         let (action, reason) = if !forcing.is_empty() {
             let why = attributes.iter().find_map(|a| a.note.clone().filter(|_| a.forces_replacement));
             let verb = if forcing.len() == 1 { "forces" } else { "force" };
@@ -153,8 +174,8 @@ pub fn diff(stack: &str, region: &str, desired: Vec<Desired>, live: Vec<Live>) -
 
     // What is left is owned by the stack but no longer asked for.
     let stale = by_address.into_values().map(|l| (l, "owned by the stack but no longer in the spec".to_string()));
-    let dupes = extras.into_iter().map(|l| {
-        let why = format!("a second resource claims {}; only one is kept", l.address);
+    let dupes = extras.into_iter().map(|(l, kept)| {
+        let why = format!("a second resource claims {}; only one is kept: {kept}", l.address);
         (l, why)
     });
     for (l, reason) in stale.chain(dupes) {
@@ -182,6 +203,21 @@ pub fn diff(stack: &str, region: &str, desired: Vec<Desired>, live: Vec<Live>) -
     Ok(Plan { stack: stack.to_string(), region: region.to_string(), changes, summary })
 }
 
+/// How far a live claimant of an address is from what the spec asks for there: the differing attributes that
+/// force a replacement, then all differing attributes.
+fn distance(d: &Desired, l: &Live, ids: &HashMap<String, Address>) -> (usize, usize) {
+    let forcing = kind(d.address.kind()).map_or(&[][..], |k| k.replace_on());
+    let mut out = (0, 0);
+    for (name, want) in &d.attrs {
+        let have = l.attrs.get(name).map_or(Value::Null, |v| canonical(&to_refs(v, ids)));
+        if have != canonical(want) {
+            out.0 += usize::from(forcing.contains(&name.as_str()));
+            out.1 += 1;
+        }
+    }
+    out
+}
+
 /// Desired resources in dependency order (references first).
 fn desired_order(desired: &[Desired]) -> Result<Vec<usize>, PlanError> {
     let index: HashMap<&Address, usize> = desired.iter().enumerate().map(|(i, d)| (&d.address, i)).collect();
@@ -198,9 +234,7 @@ fn desired_order(desired: &[Desired]) -> Result<Vec<usize>, PlanError> {
             }
         }
     }
-    graph
-        .order()
-        .map_err(|c| PlanError::Cycle(c.0.iter().map(|&i| desired[i].address.to_string()).collect()))
+    graph.order().map_err(|c| PlanError::Cycle(c.0.iter().map(|&i| desired[i].address.to_string()).collect()))
 }
 
 /// Live ids the stack owns become references to their addresses; foreign ids stay as they are.
@@ -231,6 +265,8 @@ fn sort_key(v: &Value) -> String {
             format!("{{{}}}", inner.join(","))
         }
         Value::Array(items) => format!("[{}]", items.iter().map(sort_key).collect::<Vec<_>>().join(",")),
+        // Zero-padded, so ports and rule numbers sort as numbers (80 before 443) where a plan lists them.
+        Value::Number(n) if n.is_u64() => format!("{:020}", n.as_u64().unwrap_or_default()),
         other => other.to_string(),
     }
 }
@@ -317,7 +353,8 @@ pub(crate) mod tests {
     }
 
     pub(crate) fn live_attrs<'a>(live: &'a mut [Live], address: &str) -> &'a mut Attrs {
-        &mut live.iter_mut().find(|l| l.address.as_str() == address).unwrap_or_else(|| panic!("no live {address}")).attrs
+        let found = live.iter_mut().find(|l| l.address.as_str() == address);
+        &mut found.unwrap_or_else(|| panic!("no live {address}")).attrs
     }
 
     pub(crate) fn change<'a>(plan: &'a Plan, address: &str) -> &'a Change {
@@ -427,7 +464,8 @@ pub(crate) mod tests {
         assert_eq!(subnet.action.symbol(), "-/+");
         assert_eq!(subnet.reason.as_deref(), Some("cidr_block forces replacement"));
         let cidr = attr(subnet, "cidr_block");
-        assert_eq!((cidr.before.clone(), cidr.after.clone()), (Some(json!("10.0.99.0/24")), Some(json!("10.0.0.0/24"))));
+        assert_eq!(cidr.before, Some(json!("10.0.99.0/24")));
+        assert_eq!(cidr.after, Some(json!("10.0.0.0/24")));
         assert!(cidr.forces_replacement);
         assert_eq!(subnet.changed(), vec!["cidr_block"], "only the CIDR differs");
 
@@ -607,10 +645,78 @@ pub(crate) mod tests {
         assert_eq!(claims.len(), 2);
         assert_eq!((claims[0].action, claims[0].id.as_deref()), (Action::NoOp, Some("subnet-0a1b2c02")));
         assert_eq!((claims[1].action, claims[1].id.as_deref()), (Action::Delete, Some("subnet-0d0b1e")));
-        assert_eq!(claims[1].reason.as_deref(), Some("a second resource claims subnet.public_a; only one is kept"));
+        assert_eq!(
+            claims[1].reason.as_deref(),
+            Some("a second resource claims subnet.public_a; only one is kept: subnet-0a1b2c02"),
+            "equally good claimants: the first one read is kept"
+        );
         assert_eq!(actions(&p), vec![("subnet.public_a".to_string(), Action::Delete)]);
         assert_eq!(p.summary.destroy, 1);
         assert_eq!(p.summary.unchanged, p.changes.len() - 1);
+    }
+
+    #[test]
+    fn claimant_closest_to_the_spec_is_kept() {
+        // A subnet copied by hand, tags and all, but in the wrong zone: the real one is kept whichever comes first.
+        let desired = reference_desired();
+        let mut live = mirror(&desired);
+        let mut copy = live.iter().find(|l| l.address.as_str() == "subnet.public_a").unwrap().clone();
+        copy.id = "subnet-0c0b1e".into();
+        copy.attrs.insert("availability_zone".into(), json!("us-east-1c"));
+        live.insert(0, copy);
+        let p = plan(desired, live);
+
+        assert_eq!(actions(&p), vec![("subnet.public_a".to_string(), Action::Delete)]);
+        let deleted = p.changes.iter().find(|c| c.action == Action::Delete).unwrap();
+        assert_eq!(deleted.id.as_deref(), Some("subnet-0c0b1e"));
+    }
+
+    #[test]
+    fn interrupted_create_first_replacement_keeps_the_new_group() {
+        // `security_group.web` was being replaced: the new group exists (right description, AWS's default egress
+        // only), the old one still has its rules and the other groups' rules still point at it.
+        let desired = reference_desired();
+        let mut live = mirror(&desired);
+        let old_id = fake_id(&desired, &addr("security_group.web"));
+        live_attrs(&mut live, "security_group.web").insert("description".into(), json!("Web servers"));
+        let mut group = live.iter().find(|l| l.address.as_str() == "security_group.web").unwrap().clone();
+        group.id = "sg-0e3e3e".into();
+        group.attrs.insert("description".into(), json!("Web servers: HTTP from the load balancer only"));
+        let mut rules = live.iter().find(|l| l.address.as_str() == "security_group_rules.web").unwrap().clone();
+        rules.id = "sg-0e3e3e".into();
+        rules.attrs.insert("group".into(), json!({"id": "sg-0e3e3e"}));
+        rules.attrs.insert("ingress".into(), json!([]));
+        live.push(group);
+        live.push(rules);
+        let p = plan(desired, live);
+
+        let web: Vec<(Action, Option<&str>)> = p
+            .changes
+            .iter()
+            .filter(|c| c.address.as_str() == "security_group.web")
+            .map(|c| (c.action, c.id.as_deref()))
+            .collect();
+        assert_eq!(web, vec![(Action::NoOp, Some("sg-0e3e3e")), (Action::Delete, Some(old_id.as_str()))]);
+        let old = p.changes.iter().find(|c| c.action == Action::Delete && c.address.as_str() == "security_group.web");
+        assert_eq!(
+            old.unwrap().reason.as_deref(),
+            Some("a second resource claims security_group.web; only one is kept: sg-0e3e3e")
+        );
+        // The rule set of the new group is finished; the old group's rules are revoked.
+        let rule_sets: Vec<(Action, Option<&str>)> = p
+            .changes
+            .iter()
+            .filter(|c| c.address.as_str() == "security_group_rules.web")
+            .map(|c| (c.action, c.id.as_deref()))
+            .collect();
+        assert_eq!(rule_sets, vec![(Action::Update, Some("sg-0e3e3e")), (Action::Delete, Some(old_id.as_str()))]);
+        // Rules that still name the old group are repointed: the old id is no longer the stack's group.
+        let lb = change(&p, "security_group_rules.lb");
+        assert_eq!(lb.action, Action::Update);
+        let egress = attr(lb, "egress");
+        assert_eq!(egress.before.as_ref().unwrap()[0]["security_group"], json!({ "id": old_id }));
+        assert_eq!(change(&p, "security_group_rules.db").action, Action::Update);
+        assert_eq!(p.summary, Summary { change: 3, destroy: 2, unchanged: p.changes.len() - 5, ..Summary::default() });
     }
 
     #[test]
@@ -706,17 +812,15 @@ pub(crate) mod tests {
             hand("subnet.a", json!({"vpc": {"ref": "vpc.other"}, "cidr_block": "10.0.0.0/24"})),
         ];
         let err = diff("s", "us-east-1", desired, vec![]).unwrap_err();
-        assert!(
-            matches!(&err, PlanError::DanglingReference { from, to } if from.as_str() == "subnet.a" && to.as_str() == "vpc.other"),
-            "{err:?}"
-        );
+        let PlanError::DanglingReference { from, to } = &err else { panic!("{err:?}") };
+        assert_eq!((from.as_str(), to.as_str()), ("subnet.a", "vpc.other"));
         assert_eq!(err.to_string(), "subnet.a refers to vpc.other, which the stack does not define");
     }
 
     #[test]
     fn reference_nested_in_a_list_is_checked_too() {
-        let desired = vec![hand("route_table.a", json!({"routes": [{"destination": "0.0.0.0/0",
-                                                                     "target": {"ref": "internet_gateway.main"}}]}))];
+        let route = json!({"destination": "0.0.0.0/0", "target": {"ref": "internet_gateway.main"}});
+        let desired = vec![hand("route_table.a", json!({ "routes": [route] }))];
         let err = diff("s", "us-east-1", desired, vec![]).unwrap_err();
         assert!(matches!(err, PlanError::DanglingReference { .. }), "{err:?}");
     }
@@ -749,5 +853,15 @@ pub(crate) mod tests {
         assert_eq!(canonical(&a), canonical(&b));
         assert_ne!(canonical(&a), canonical(&json!(["x", {"a": [1, 3], "b": 1}])));
         assert_ne!(canonical(&json!([1, 1, 2])), canonical(&json!([1, 2])), "a list is not deduplicated");
+    }
+
+    #[test]
+    fn canonical_sorts_numbers_as_numbers() {
+        // Plans list live rules in canonical order: port 80 reads before 443 and 1024, rule 100 before 120.
+        assert_eq!(canonical(&json!([1024, 443, 80, -1])), json!([-1, 80, 443, 1024]));
+        let rules = json!([{"rule": 120, "from_port": 1024}, {"rule": 100, "from_port": 80},
+                           {"rule": 110, "from_port": 443}]);
+        let rules: Vec<Value> = canonical(&rules).as_array().unwrap().iter().map(|r| r["rule"].clone()).collect();
+        assert_eq!(rules, vec![json!(100), json!(110), json!(120)]);
     }
 }

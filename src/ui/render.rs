@@ -120,8 +120,8 @@ fn attr_text(a: &AttrChange, width: usize, paint: &Paint) -> String {
             let width = gone.clone().chain(changed.clone()).map(|(k, _)| key_text(k).len()).max().unwrap_or(0);
             let mut out = format!("      {} {}:{tail}\n", paint.action(Action::Update, "~"), a.name);
             for (k, v) in gone {
-                let k = key_text(k);
-                out.push_str(&format!("          {} {k:width$} = {}\n", paint.action(Action::Delete, "-"), value_text(v)));
+                let (symbol, k) = (paint.action(Action::Delete, "-"), key_text(k));
+                out.push_str(&format!("          {symbol} {k:width$} = {}\n", value_text(v)));
             }
             for (k, v) in changed {
                 let line = match before.get(k) {
@@ -304,6 +304,31 @@ mod tests {
         insta::assert_snapshot!(text(&p));
     }
 
+    #[test]
+    fn foreign_id_is_shown_raw_beside_the_address_it_should_be() {
+        let p = plan(|live| {
+            live_attrs(live, "subnet.private_a").insert("vpc".into(), json!({"id": "vpc-0f0e1a"}));
+        });
+        let out = text(&p);
+        assert!(out.contains("  -/+ subnet.private_a (subnet-0a1b2c03) must be replaced: vpc forces replacement\n"));
+        assert!(out.contains("      ~ vpc = vpc-0f0e1a -> vpc.main  # forces replacement\n"), "{out}");
+    }
+
+    #[test]
+    fn small_maps_stay_inline_and_odd_keys_are_quoted() {
+        assert_eq!(key_text("Name"), "Name");
+        assert_eq!(key_text("cost-center"), "cost-center");
+        assert_eq!(key_text("webscale:stack"), "\"webscale:stack\"");
+        assert_eq!(key_text("9lives"), "\"9lives\"");
+        assert_eq!(key_text(""), "\"\"");
+        assert_eq!(value_text(&json!({"Name": "x", "a b": 1})), "{Name = \"x\", \"a b\" = 1}");
+        let two = json!({"Name": "x", "env": "demo"});
+        assert_eq!(multiline("+", "tags", &two), "      + tags = {Name = \"x\", env = \"demo\"}\n");
+        assert_eq!(multiline("+", "vpc", &json!({"ref": "vpc.main"})), "      + vpc = vpc.main\n");
+        assert_eq!(multiline("-", "routes", &json!([])), "      - routes = []\n");
+        assert_eq!(value_text(&json!(null)), "(none)");
+    }
+
     /// Drops ANSI escape sequences (`ESC [ ... m`).
     fn strip_ansi(s: &str) -> String {
         let mut out = String::new();
@@ -355,9 +380,6 @@ mod tests {
     #[test]
     fn no_changes() {
         let p = plan(|_| {});
-        assert_eq!(
-            text(&p),
-            "No changes. Live AWS matches the spec: stack webscale in us-east-1 (16 resources)."
-        );
+        assert_eq!(text(&p), "No changes. Live AWS matches the spec: stack webscale in us-east-1 (16 resources).");
     }
 }
