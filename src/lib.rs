@@ -20,6 +20,10 @@ pub mod ui;
 pub enum Error {
     #[error(transparent)]
     Spec(#[from] spec::SpecError),
+    #[error(
+        "cannot use AWS at {endpoint}: {source}\n  Check credentials (AWS_PROFILE / --profile, AWS_ACCESS_KEY_ID), the endpoint (AWS_ENDPOINT_URL / --endpoint-url) and the network."
+    )]
+    Connect { endpoint: String, source: aws::CloudError },
     #[error("reading live state failed: {0}")]
     Read(aws::CloudError),
     #[error("cannot plan: {0}")]

@@ -6,8 +6,10 @@ use webscale::cli::{self, Cli};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // By default only our own warnings: the SDK's (e.g. each credential provider that found nothing) would
+    // bury the one error message that says what to do.
     let level = match cli.global.verbose {
-        0 => "warn",
+        0 => "error,webscale=warn",
         1 => "info",
         _ => "debug",
     };

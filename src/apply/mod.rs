@@ -139,7 +139,11 @@ fn operations(plan: &Plan) -> Result<(Vec<Node>, Graph), PlanError> {
                 forward.insert(&c.address, push(&mut nodes, i, Phase::Update));
             }
             Action::Delete => {
-                delete.insert(&c.address, push(&mut nodes, i, Phase::Delete));
+                let d = push(&mut nodes, i, Phase::Delete);
+                // A second claimant of a kept address is deleted on its own; the address means the kept one.
+                if !plan.changes.iter().any(|o| o.address == c.address && o.action != Action::Delete) {
+                    delete.insert(&c.address, d);
+                }
             }
             Action::Replace(order) => {
                 let d = push(&mut nodes, i, Phase::Delete);
@@ -203,7 +207,8 @@ pub async fn apply(cloud: &Cloud, plan: &Plan, options: &Options, hook: &dyn Hoo
     let ids: Mutex<HashMap<Address, String>> = Mutex::new(
         plan.changes
             .iter()
-            .filter(|c| !c.action.is_replace())
+            // Replacements get their new id when created; deleted resources are never referenced.
+            .filter(|c| !c.action.is_replace() && c.action != Action::Delete)
             .filter_map(|c| Some((c.address.clone(), c.id.clone()?)))
             .collect(),
     );
@@ -251,14 +256,7 @@ pub async fn apply(cloud: &Cloud, plan: &Plan, options: &Options, hook: &dyn Hoo
             OpReport { address: plan.changes[node.change].address.clone(), phase: node.phase, result }
         })
         .collect();
-    // Deleted resources are gone, unless their delete failed or never ran.
-    let mut ids: std::collections::BTreeMap<Address, String> = ids.into_inner().unwrap().into_iter().collect();
-    for o in &operations {
-        let c = plan.changes.iter().find(|c| c.address == o.address);
-        if o.phase == Phase::Delete && o.result == Result_::Done && c.is_some_and(|c| c.action == Action::Delete) {
-            ids.remove(&o.address);
-        }
-    }
+    let ids = ids.into_inner().unwrap_or_else(|e| e.into_inner()).into_iter().collect();
     Ok(Report { operations, ids })
 }
 

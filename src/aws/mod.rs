@@ -5,7 +5,6 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
-use aws_smithy_types::error::display::DisplayErrorContext;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
 /// Overrides from the command line; anything unset comes from the standard AWS chain.
@@ -110,6 +109,8 @@ pub struct Cloud {
     home: String,
     regions: BTreeMap<String, Clients>,
     pub retry: RetryPolicy,
+    /// The AWS account, once known (see [`whoami`]).
+    pub account: Option<String>,
 }
 
 impl Cloud {
@@ -119,7 +120,7 @@ impl Cloud {
         let mut all: Vec<String> = regions.to_vec();
         all.push(home.clone());
         let regions = all.into_iter().map(|r| (r.clone(), Clients::new(config, &r))).collect();
-        Cloud { stack: stack.to_string(), home, regions, retry: RetryPolicy::default() }
+        Cloud { stack: stack.to_string(), home, regions, retry: RetryPolicy::default(), account: None }
     }
 
     /// Built from ready clients (tests hand in mocked ones).
@@ -129,6 +130,7 @@ impl Cloud {
             home: region.to_string(),
             regions: BTreeMap::from([(region.to_string(), clients)]),
             retry,
+            account: None,
         }
     }
 
@@ -204,10 +206,36 @@ where
             let code = err.code().map(str::to_string);
             let message = match err.message() {
                 Some(m) => m.to_string(),
-                // Not a service error (no network, timeout, bad credentials): the full cause chain says why.
-                None => DisplayErrorContext(&err).to_string(),
+                // Not a service error (no network, timeout, bad credentials): the cause chain says why.
+                None => cause_chain(&err),
             };
             CloudError { operation: operation.to_string(), code, message }
         })
     }
+}
+
+/// `outer: inner: innermost`, each cause once: the SDK nests the same words several levels deep.
+fn cause_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = next {
+        let text = e.to_string();
+        if !text.is_empty() && !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        next = e.source();
+    }
+    parts.join(": ")
+}
+
+/// Who we are, asked once before anything else: it fails fast (and says why) when the endpoint is unreachable
+/// or there are no usable credentials, instead of every read retrying; and the plan can name the account.
+pub async fn whoami(config: &SdkConfig) -> Result<String, CloudError> {
+    let sts = aws_sdk_sts::Client::from_conf(
+        aws_sdk_sts::config::Builder::from(config)
+            .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(2))
+            .build(),
+    );
+    let me = sts.get_caller_identity().send().await.call("GetCallerIdentity")?;
+    Ok(me.account().unwrap_or("unknown").to_string())
 }

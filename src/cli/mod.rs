@@ -144,7 +144,9 @@ async fn connect(settings: &Settings, file: &std::path::Path) -> Result<(Stack, 
             regions.push(d.region);
         }
     }
-    let cloud = Cloud::new(&stack.name, &config, &regions);
+    let mut cloud = Cloud::new(&stack.name, &config, &regions);
+    let endpoint = config.endpoint_url().map_or_else(|| "the AWS endpoints".to_string(), str::to_string);
+    cloud.account = Some(aws::whoami(&config).await.map_err(|source| Error::Connect { endpoint, source })?);
     Ok((stack, cloud))
 }
 

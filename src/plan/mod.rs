@@ -98,8 +98,13 @@ pub struct Summary {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Plan {
+    /// Bumped when the JSON form changes incompatibly; pipelines can check it.
+    pub format_version: u32,
     pub stack: String,
     pub region: String,
+    /// The AWS account the plan was made against, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
     /// Every resource of the stack, in dependency order; no-ops included (the human view hides them).
     pub changes: Vec<Change>,
     pub summary: Summary,
@@ -141,6 +146,7 @@ pub async fn build(cloud: &crate::aws::Cloud, stack: &crate::spec::Stack, mode: 
     };
     let live = read::read_live(cloud).await.map_err(crate::Error::Read)?;
     let mut plan = diff(&stack.name, &stack.region, desired, live)?;
+    plan.account = cloud.account.clone();
     if mode == Mode::Destroy {
         for c in &mut plan.changes {
             c.reason = Some("the stack is being destroyed".to_string());

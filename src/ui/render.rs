@@ -34,16 +34,20 @@ pub fn plan_text(plan: &Plan, color: bool) -> String {
     let paint = Paint { on: color };
     let s = &plan.summary;
     let changes: Vec<&Change> = plan.changes.iter().filter(|c| c.action != Action::NoOp).collect();
+    // Which account is about to change is the first thing an operator should see.
+    let place = match &plan.account {
+        Some(account) => format!("{} (account {account})", plan.region),
+        None => plan.region.clone(),
+    };
     if changes.is_empty() {
         return format!(
-            "No changes. Live AWS matches the spec: stack {} in {} ({} resource{}).",
+            "No changes. Live AWS matches the spec: stack {} in {place} ({} resource{}).",
             plan.stack,
-            plan.region,
             s.unchanged,
             if s.unchanged == 1 { "" } else { "s" }
         );
     }
-    let mut out = format!("Stack {} in {}: webscale will perform these actions:\n", plan.stack, plan.region);
+    let mut out = format!("Stack {} in {place}: webscale will perform these actions:\n", plan.stack);
     for c in changes {
         out.push('\n');
         out.push_str(&change_text(c, &paint));
