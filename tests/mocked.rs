@@ -416,6 +416,32 @@ async fn a_rule_already_revoked_does_not_keep_the_others_in_place() {
 // =====================================================================================================================
 
 /// Retry pauses of milliseconds, so a test that waits on DependencyViolation takes a fraction of a second.
+/// Reading live state costs one tag-filtered describe per kind (plus the VPC's DNS attribute, which DescribeVpcs
+/// does not carry), however many resources there are: the read budget that keeps plans fast on big stacks.
+#[tokio::test]
+async fn a_plan_reads_each_kind_with_one_describe_call() {
+    let aws = Fake::provisioned(SPEC);
+    let cloud = aws.cloud(fast());
+    let plan = apply_plan(&cloud, &stack(SPEC)).await;
+    assert!(!plan.has_changes(), "the fake holds exactly what the spec asks for");
+    let mut ops = aws.with(|w| w.ops.clone());
+    ops.sort();
+    assert_eq!(
+        ops,
+        vec![
+            "describe_internet_gateways",
+            "describe_network_acls",
+            "describe_route_tables",
+            // One for the groups, one for their rule sets (two kinds).
+            "describe_security_groups",
+            "describe_security_groups",
+            "describe_subnets",
+            "describe_vpc_attribute",
+            "describe_vpcs",
+        ]
+    );
+}
+
 fn fast() -> RetryPolicy {
     RetryPolicy {
         consistency: Duration::from_millis(300),
@@ -607,6 +633,8 @@ struct World {
     /// Group id -> how many more deletes are refused because ENIs are still draining.
     draining: HashMap<String, usize>,
     log: Vec<Call>,
+    /// Every operation called, in order (successful reads are not in `log`).
+    ops: Vec<&'static str>,
     next_id: usize,
 }
 
@@ -661,7 +689,11 @@ impl Fake {
         macro_rules! serve {
             ($op:ident) => {{
                 let fake = self.clone();
-                mock!(Ec2::$op).then_compute_response(move |req| fake.world().$op(req))
+                mock!(Ec2::$op).then_compute_response(move |req| {
+                    let mut world = fake.world();
+                    world.ops.push(stringify!($op));
+                    world.$op(req)
+                })
             }};
         }
         let rules = [
