@@ -27,9 +27,12 @@ fn actions(plan: &Value) -> Vec<(String, String)> {
 }
 
 fn change<'a>(plan: &'a Value, address: &str) -> &'a Value {
-    plan["changes"].as_array().unwrap().iter().find(|c| c["address"] == address).unwrap_or_else(|| {
-        panic!("no change for {address} in plan")
-    })
+    plan["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["address"] == address)
+        .unwrap_or_else(|| panic!("no change for {address} in plan"))
 }
 
 /// Everything the stack owns, by kind, as our own client sees it.
@@ -176,7 +179,10 @@ async fn apply_builds_the_network_tier_plan_is_then_empty_and_destroy_removes_on
     };
     let s = |items: &[&str]| items.iter().map(|i| i.to_string()).collect::<BTreeSet<_>>();
     let (lb_id, web_id) = (lb.group_id().unwrap(), web.group_id().unwrap());
-    assert_eq!(rules(lb.ip_permissions()), s(&["tcp:Some(443)-Some(443) 0.0.0.0/0", "tcp:Some(80)-Some(80) 0.0.0.0/0"]));
+    assert_eq!(
+        rules(lb.ip_permissions()),
+        s(&["tcp:Some(443)-Some(443) 0.0.0.0/0", "tcp:Some(80)-Some(80) 0.0.0.0/0"])
+    );
     assert_eq!(rules(lb.ip_permissions_egress()), s(&[&format!("tcp:Some(80)-Some(80) {web_id}")]));
     assert_eq!(rules(web.ip_permissions()), s(&[&format!("tcp:Some(80)-Some(80) {lb_id}")]));
     assert_eq!(rules(web.ip_permissions_egress()).len(), 1, "web keeps the default allow-all egress");
@@ -270,11 +276,8 @@ async fn out_of_band_changes_show_as_drift_and_apply_corrects_them() {
         .await
         .unwrap();
     let subnets = ec2.describe_subnets().filters(owned(&stack.name)).send().await.unwrap();
-    let subnet = subnets
-        .subnets()
-        .iter()
-        .find(|s| tag(s.tags(), "webscale:address") == Some("subnet.private_b"))
-        .unwrap();
+    let subnet =
+        subnets.subnets().iter().find(|s| tag(s.tags(), "webscale:address") == Some("subnet.private_b")).unwrap();
     ec2.delete_tags()
         .resources(subnet.subnet_id().unwrap())
         .tags(aws_sdk_ec2::types::Tag::builder().key("environment").build())
@@ -283,11 +286,8 @@ async fn out_of_band_changes_show_as_drift_and_apply_corrects_them() {
         .unwrap();
     // A NACL rule added by hand.
     let acls = ec2.describe_network_acls().filters(owned(&stack.name)).send().await.unwrap();
-    let public_acl = acls
-        .network_acls()
-        .iter()
-        .find(|a| tag(a.tags(), "webscale:address") == Some("network_acl.public"))
-        .unwrap();
+    let public_acl =
+        acls.network_acls().iter().find(|a| tag(a.tags(), "webscale:address") == Some("network_acl.public")).unwrap();
     ec2.create_network_acl_entry()
         .network_acl_id(public_acl.network_acl_id().unwrap())
         .rule_number(200)
@@ -316,7 +316,10 @@ async fn out_of_band_changes_show_as_drift_and_apply_corrects_them() {
     assert!(ingress["before"].to_string().contains("22"), "the stray rule shows in `before`: {ingress}");
     assert!(!ingress["after"].to_string().contains("22"), "and not in `after`: {ingress}");
     let human = stack.run(&["plan"]).success();
-    assert!(human.stdout.contains("- {protocol = \"tcp\", from_port = 22, to_port = 22, cidr = \"0.0.0.0/0\"}"), "{human}");
+    assert!(
+        human.stdout.contains("- {protocol = \"tcp\", from_port = 22, to_port = 22, cidr = \"0.0.0.0/0\"}"),
+        "{human}"
+    );
     assert!(human.stdout.contains("+ environment = \"demo\""), "{human}");
 
     stack.apply();
@@ -375,11 +378,8 @@ async fn spec_changes_update_in_place_or_replace_with_the_reason() {
     assert_eq!(moved.subnets().len(), 1, "the replacement subnet exists");
     let new_id = moved.subnets()[0].subnet_id().unwrap();
     let tables = ec2.describe_route_tables().filters(owned(&stack.name)).send().await.unwrap();
-    let public = tables
-        .route_tables()
-        .iter()
-        .find(|t| tag(t.tags(), "webscale:address") == Some("route_table.public"))
-        .unwrap();
+    let public =
+        tables.route_tables().iter().find(|t| tag(t.tags(), "webscale:address") == Some("route_table.public")).unwrap();
     assert!(
         public.associations().iter().any(|a| a.subnet_id() == Some(new_id)),
         "the route table follows its subnet to the replacement"
@@ -477,10 +477,15 @@ fn a_bad_spec_fails_before_any_aws_call_naming_file_line_and_field() {
         let spec = stack.spec.display().to_string();
         assert!(run.stderr.contains("2 problems"), "{run}");
         assert!(
-            run.stderr.contains(&format!("{spec}:{line}:{column}: network.zones.b.public_subnet: 10.1.0.0/24 is outside the VPC CIDR")),
+            run.stderr.contains(&format!(
+                "{spec}:{line}:{column}: network.zones.b.public_subnet: 10.1.0.0/24 is outside the VPC CIDR"
+            )),
             "{run}"
         );
-        assert!(run.stderr.contains("security_groups.db.ingress[0].security_group: no security group named \"app\""), "{run}");
+        assert!(
+            run.stderr.contains("security_groups.db.ingress[0].security_group: no security group named \"app\""),
+            "{run}"
+        );
         assert!(!run.stderr.contains("panicked"), "{run}");
     }
     // A file that does not exist.

@@ -442,6 +442,30 @@ async fn a_plan_reads_each_kind_with_one_describe_call() {
     );
 }
 
+/// Ctrl-C before anything started: no operation runs, each is reported as not started, and the report fails
+/// (exit 1), so a pipeline never mistakes an interrupted apply for a finished one.
+#[tokio::test]
+async fn an_interrupted_apply_starts_nothing_new_and_says_so() {
+    let aws = Fake::provisioned(SPEC);
+    let cloud = aws.cloud(fast());
+    let plan = destroy_plan(&cloud).await;
+    let options = Options::default();
+    options.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let report = apply::apply(&cloud, &plan, &options, &Events::default()).await.unwrap();
+    assert!(report.failed());
+    assert!(
+        report
+            .operations
+            .iter()
+            .all(|o| matches!(&o.result, Result_::Failed { error } if error.contains("interrupted"))
+                || matches!(o.result, Result_::Skipped { .. })),
+        "{:#?}",
+        report.operations
+    );
+    let writes: Vec<_> = aws.with(|w| w.ops.clone()).into_iter().filter(|op| !op.starts_with("describe")).collect();
+    assert!(writes.is_empty(), "nothing may change after an interrupt: {writes:?}");
+}
+
 fn fast() -> RetryPolicy {
     RetryPolicy {
         consistency: Duration::from_millis(300),

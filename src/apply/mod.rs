@@ -81,9 +81,13 @@ impl Default for Options {
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum Result_ {
     Done,
-    Failed { error: String },
+    Failed {
+        error: String,
+    },
     /// Not attempted because an operation it depends on failed.
-    Skipped { because: String },
+    Skipped {
+        because: String,
+    },
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -228,12 +232,7 @@ pub async fn apply(cloud: &Cloud, plan: &Plan, options: &Options, hook: &dyn Hoo
                     hook.still_running(&change.address, node.phase, elapsed)
                 })
                 .await;
-                hook.finished(
-                    &change.address,
-                    node.phase,
-                    started.elapsed(),
-                    result.as_ref().map(|id| id.as_deref()),
-                );
+                hook.finished(&change.address, node.phase, started.elapsed(), result.as_ref().map(|id| id.as_deref()));
                 (n, result.map(|_| ()))
             }
         })
@@ -404,4 +403,60 @@ fn resolve_live(attrs: &Attrs) -> Attrs {
         .iter()
         .map(|(k, v)| (k.clone(), rewrite(v, &mut |x| as_cloud_id(x).map(|id| Value::String(id.to_string())))))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+
+    #[tokio::test]
+    async fn heartbeat_reports_while_work_runs_and_returns_its_result() {
+        let ticks = AtomicUsize::new(0);
+        let work = async {
+            tokio::time::sleep(Duration::from_millis(60)).await;
+            42
+        };
+        let out = heartbeat(work, Duration::from_millis(10), |_| {
+            ticks.fetch_add(1, Ordering::SeqCst);
+        })
+        .await;
+        assert_eq!(out, 42);
+        assert!(ticks.load(Ordering::SeqCst) >= 1, "a long operation says it is still running");
+    }
+
+    #[tokio::test]
+    async fn retrying_stops_at_the_first_lasting_error_and_gives_transient_ones_time() {
+        let calls = AtomicUsize::new(0);
+        let transient =
+            |code: &str| CloudError { operation: "Op".into(), code: Some(code.into()), message: String::new() };
+        // Clears after two tries.
+        let r: Result<u8, _> =
+            retrying(Duration::from_secs(5), Duration::from_millis(1), CloudError::is_not_found, || {
+                let n = calls.fetch_add(1, Ordering::SeqCst);
+                async move { if n < 2 { Err(transient("InvalidVpcID.NotFound")) } else { Ok(7) } }
+            })
+            .await;
+        assert_eq!(r.unwrap(), 7);
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
+        // A lasting error is returned at once.
+        calls.store(0, Ordering::SeqCst);
+        let r: Result<u8, _> =
+            retrying(Duration::from_secs(5), Duration::from_millis(1), CloudError::is_not_found, || {
+                calls.fetch_add(1, Ordering::SeqCst);
+                async { Err(transient("UnauthorizedOperation")) }
+            })
+            .await;
+        assert_eq!(r.unwrap_err().code(), "UnauthorizedOperation");
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        // A transient error that outlasts the limit is returned, not retried forever.
+        let started = Instant::now();
+        let r: Result<u8, _> =
+            retrying(Duration::from_millis(30), Duration::from_millis(5), CloudError::is_not_found, || async {
+                Err(transient("InvalidVpcID.NotFound"))
+            })
+            .await;
+        assert!(r.is_err());
+        assert!(started.elapsed() < Duration::from_secs(2));
+    }
 }

@@ -47,9 +47,7 @@ pub async fn load_config(settings: &Settings, region: &str) -> SdkConfig {
     // 3 attempts, unless the user chose a policy (AWS_MAX_ATTEMPTS / AWS_RETRY_MODE / profile settings).
     if std::env::var_os("AWS_MAX_ATTEMPTS").is_none() && std::env::var_os("AWS_RETRY_MODE").is_none() {
         loader = loader.retry_config(
-            aws_config::retry::RetryConfig::standard()
-                .with_max_attempts(10)
-                .with_max_backoff(Duration::from_secs(20)),
+            aws_config::retry::RetryConfig::standard().with_max_attempts(10).with_max_backoff(Duration::from_secs(20)),
         );
     }
     loader.load().await
@@ -149,9 +147,7 @@ impl Cloud {
     }
 
     pub fn clients(&self, region: &str) -> Result<&Clients, CloudError> {
-        self.regions
-            .get(region)
-            .ok_or_else(|| CloudError::internal(format!("no AWS clients for region {region}")))
+        self.regions.get(region).ok_or_else(|| CloudError::internal(format!("no AWS clients for region {region}")))
     }
 
     pub fn ec2(&self, region: &str) -> Result<&aws_sdk_ec2::Client, CloudError> {

@@ -16,7 +16,11 @@ use crate::ui::Ui;
 use crate::{Error, apply, resources};
 
 #[derive(Debug, Parser)]
-#[command(name = "webscale", version, about = "Plan, apply and destroy the classic scalable AWS web architecture from one TOML file")]
+#[command(
+    name = "webscale",
+    version,
+    about = "Plan, apply and destroy the classic scalable AWS web architecture from one TOML file"
+)]
 pub struct Cli {
     #[command(flatten)]
     pub global: Global,

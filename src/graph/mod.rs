@@ -29,7 +29,9 @@ pub enum Outcome<E> {
     Done,
     Failed(E),
     /// Not run because a prerequisite failed; names the failed node it was waiting on.
-    Skipped { because: usize },
+    Skipped {
+        because: usize,
+    },
 }
 
 impl Graph {
@@ -139,11 +141,7 @@ impl Graph {
                 }
             }
         }
-        outcome
-            .into_iter()
-            .enumerate()
-            .map(|(n, o)| o.unwrap_or(Outcome::Skipped { because: n }))
-            .collect()
+        outcome.into_iter().enumerate().map(|(n, o)| o.unwrap_or(Outcome::Skipped { because: n })).collect()
     }
 
     fn skip_downstream<E>(&self, from: usize, root: usize, outcome: &mut [Option<Outcome<E>>]) {

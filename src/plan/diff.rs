@@ -200,7 +200,14 @@ pub fn diff(stack: &str, region: &str, desired: Vec<Desired>, live: Vec<Live>) -
     }
 
     let summary = Plan::summarize(&changes);
-    Ok(Plan { format_version: 1, stack: stack.to_string(), region: region.to_string(), account: None, changes, summary })
+    Ok(Plan {
+        format_version: 1,
+        stack: stack.to_string(),
+        region: region.to_string(),
+        account: None,
+        changes,
+        summary,
+    })
 }
 
 /// How far a live claimant of an address is from what the spec asks for there: the differing attributes that

@@ -74,11 +74,8 @@ pub async fn sync_tags(
     live: &BTreeMap<String, String>,
 ) -> Result<(), CloudError> {
     let ec2 = cloud.ec2(region)?;
-    let stale: Vec<Tag> = live
-        .keys()
-        .filter(|k| !desired.contains_key(*k))
-        .map(|k| Tag::builder().key(k).build())
-        .collect();
+    let stale: Vec<Tag> =
+        live.keys().filter(|k| !desired.contains_key(*k)).map(|k| Tag::builder().key(k).build()).collect();
     if !stale.is_empty() {
         ec2.delete_tags().resources(id).set_tags(Some(stale)).send().await.call("DeleteTags")?;
     }

@@ -63,12 +63,8 @@ impl Kind for NetworkAcl {
             .iter()
             .map(|acl| {
                 let address = Address::new(self.name(), &acl.name);
-                let subnets: Vec<Value> = stack
-                    .network
-                    .zones
-                    .iter()
-                    .map(|z| reference(&super::subnet::address(acl.tier, &z.name)))
-                    .collect();
+                let subnets: Vec<Value> =
+                    stack.network.zones.iter().map(|z| reference(&super::subnet::address(acl.tier, &z.name))).collect();
                 let attrs = json!({
                     "vpc": reference(&super::vpc::address()),
                     "ingress": acl.ingress.iter().map(desired_entry).collect::<Vec<_>>(),
@@ -257,11 +253,8 @@ async fn sync_subnets(
 ) -> Result<(), CloudError> {
     let want: BTreeSet<&String> = want.iter().collect();
     let have: BTreeSet<&String> = have.iter().collect();
-    let moves: Vec<(&String, bool)> = want
-        .difference(&have)
-        .map(|s| (*s, true))
-        .chain(have.difference(&want).map(|s| (*s, false)))
-        .collect();
+    let moves: Vec<(&String, bool)> =
+        want.difference(&have).map(|s| (*s, true)).chain(have.difference(&want).map(|s| (*s, false))).collect();
     if moves.is_empty() {
         return Ok(());
     }
@@ -273,7 +266,8 @@ async fn sync_subnets(
         .send()
         .await
         .call("DescribeNetworkAcls")?;
-    let default_acl = current.network_acls().iter().find(|a| a.is_default() == Some(true)).and_then(|a| a.network_acl_id());
+    let default_acl =
+        current.network_acls().iter().find(|a| a.is_default() == Some(true)).and_then(|a| a.network_acl_id());
     for (subnet, onto_ours) in moves {
         let association = current.network_acls().iter().find_map(|a| {
             a.associations()

@@ -55,12 +55,8 @@ impl Kind for RouteTable {
                         json!({ "destination": r.destination.to_string(), "target": reference(&target) })
                     })
                     .collect();
-                let subnets: Vec<Value> = stack
-                    .network
-                    .zones
-                    .iter()
-                    .map(|z| reference(&super::subnet::address(rt.tier, &z.name)))
-                    .collect();
+                let subnets: Vec<Value> =
+                    stack.network.zones.iter().map(|z| reference(&super::subnet::address(rt.tier, &z.name))).collect();
                 let attrs = json!({
                     "vpc": reference(&super::vpc::address()),
                     "routes": routes,
@@ -218,9 +214,12 @@ async fn sync_subnets(
     // Association ids are not part of the diff: look them up when they are needed.
     let current = ec2
         .describe_route_tables()
-        .filters(Filter::builder().name("association.subnet-id").set_values(Some(
-            want.union(&have).map(|s| s.to_string()).collect(),
-        )).build())
+        .filters(
+            Filter::builder()
+                .name("association.subnet-id")
+                .set_values(Some(want.union(&have).map(|s| s.to_string()).collect()))
+                .build(),
+        )
         .send()
         .await
         .call("DescribeRouteTables")?;

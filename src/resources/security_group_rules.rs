@@ -75,7 +75,9 @@ fn live_rules(perms: &[IpPermission]) -> Vec<Value> {
         out.extend(
             p.user_id_group_pairs().iter().filter_map(|g| g.group_id()).map(|g| with("security_group", cloud_id(g))),
         );
-        out.extend(p.prefix_list_ids().iter().filter_map(|l| l.prefix_list_id()).map(|l| with("prefix_list", json!(l))));
+        out.extend(
+            p.prefix_list_ids().iter().filter_map(|l| l.prefix_list_id()).map(|l| with("prefix_list", json!(l))),
+        );
     }
     out
 }
@@ -191,13 +193,7 @@ async fn send(
 }
 
 /// Makes the group's rules equal `want`, given that it has `have`.
-async fn reconcile(
-    cloud: &Cloud,
-    region: &str,
-    group: &str,
-    want: &Attrs,
-    have: &Attrs,
-) -> Result<(), CloudError> {
+async fn reconcile(cloud: &Cloud, region: &str, group: &str, want: &Attrs, have: &Attrs) -> Result<(), CloudError> {
     for (dir, want, have) in
         [(Direction::Ingress, &want.ingress, &have.ingress), (Direction::Egress, &want.egress, &have.egress)]
     {
@@ -308,5 +304,6 @@ fn decode(rules: Vec<Value>) -> Result<Vec<Rule>, CloudError> {
         .iter()
         .map(|r| super::rewrite(r, &mut |v| super::as_cloud_id(v).map(|id| Value::String(id.to_string()))))
         .collect();
-    serde_json::from_value(Value::Array(resolved)).map_err(|e| CloudError::internal(format!("security group rules: {e}")))
+    serde_json::from_value(Value::Array(resolved))
+        .map_err(|e| CloudError::internal(format!("security group rules: {e}")))
 }

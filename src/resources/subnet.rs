@@ -101,7 +101,10 @@ impl Kind for Subnet {
             .send()
             .await
             .call("CreateSubnet")?;
-        let id = out.subnet().and_then(|s| s.subnet_id()).ok_or_else(|| CloudError::internal("CreateSubnet returned no id"))?;
+        let id = out
+            .subnet()
+            .and_then(|s| s.subnet_id())
+            .ok_or_else(|| CloudError::internal("CreateSubnet returned no id"))?;
         ec2.wait_until_subnet_available()
             .subnet_ids(id)
             .wait(Duration::from_secs(300))

@@ -221,8 +221,7 @@ fn render_diagnostics(diags: &[Diagnostic]) -> String {
 
 /// Reads and checks a stack file.
 pub fn load(path: &Path, region: &RegionChoice) -> Result<Stack, SpecError> {
-    let text =
-        std::fs::read_to_string(path).map_err(|source| SpecError::Read { path: path.to_path_buf(), source })?;
+    let text = std::fs::read_to_string(path).map_err(|source| SpecError::Read { path: path.to_path_buf(), source })?;
     parse(path, &text, region)
 }
 

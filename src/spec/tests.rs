@@ -634,7 +634,13 @@ fn garbage_ports() {
 #[test]
 fn ports_on_an_icmp_rule() {
     let d = one(&web_ingress("{ protocol = \"icmp\", ports = 8, cidr = \"0.0.0.0/0\" }"));
-    check(&d, "security_groups.web.ingress[0].ports", 21, 41, &["an icmp rule covers every ICMP type", "remove `ports`"]);
+    check(
+        &d,
+        "security_groups.web.ingress[0].ports",
+        21,
+        41,
+        &["an icmp rule covers every ICMP type", "remove `ports`"],
+    );
 }
 
 #[test]

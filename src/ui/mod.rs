@@ -162,7 +162,9 @@ impl Hook for Ui {
 
     fn still_running(&self, address: &Address, phase: Phase, elapsed: Duration) {
         if self.json {
-            self.event(json!({ "type": "running", "address": address, "operation": phase, "elapsed_s": elapsed.as_secs() }));
+            self.event(
+                json!({ "type": "running", "address": address, "operation": phase, "elapsed_s": elapsed.as_secs() }),
+            );
         } else {
             self.out(&format!(
                 "{address}: Still {}... [{}s elapsed]",
