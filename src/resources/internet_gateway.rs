@@ -37,7 +37,7 @@ impl Kind for InternetGateway {
         }
         let address = address();
         let attrs = json!({ "vpc": reference(&super::vpc::address()), "tags": desired_tags(stack, &address) });
-        vec![Desired { address, region: stack.region.clone(), attrs: super::attrs(&attrs) }]
+        vec![Desired::in_home_region(stack, address, &attrs)]
     }
 
     async fn read(&self, cloud: &Cloud, region: &str) -> Result<Vec<Live>, CloudError> {

@@ -144,6 +144,13 @@ pub struct Desired {
     pub attrs: Attrs,
 }
 
+impl Desired {
+    /// A resource in the stack's own region, its attributes given as a JSON object.
+    pub fn in_home_region(stack: &Stack, address: Address, attrs: &Value) -> Desired {
+        Desired { address, region: stack.region.clone(), attrs: self::attrs(attrs) }
+    }
+}
+
 /// What exists: one resource the stack owns, as its kind read it.
 #[derive(Debug, Clone, Serialize)]
 pub struct Live {

@@ -72,7 +72,7 @@ impl Kind for NetworkAcl {
                     "subnets": subnets,
                     "tags": desired_tags(stack, &address),
                 });
-                Desired { address, region: stack.region.clone(), attrs: super::attrs(&attrs) }
+                Desired::in_home_region(stack, address, &attrs)
             })
             .collect()
     }

@@ -63,7 +63,7 @@ impl Kind for RouteTable {
                     "subnets": subnets,
                     "tags": desired_tags(stack, &address),
                 });
-                Desired { address, region: stack.region.clone(), attrs: super::attrs(&attrs) }
+                Desired::in_home_region(stack, address, &attrs)
             })
             .collect()
     }

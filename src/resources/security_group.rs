@@ -46,7 +46,7 @@ impl Kind for SecurityGroup {
                     "description": g.description,
                     "tags": desired_tags(stack, &address),
                 });
-                Desired { address, region: stack.region.clone(), attrs: super::attrs(&attrs) }
+                Desired::in_home_region(stack, address, &attrs)
             })
             .collect()
     }

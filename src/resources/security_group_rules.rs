@@ -221,11 +221,7 @@ impl Kind for SecurityGroupRules {
                     "ingress": g.ingress.iter().map(desired_rule).collect::<Vec<_>>(),
                     "egress": g.egress.iter().map(desired_rule).collect::<Vec<_>>(),
                 });
-                Desired {
-                    address: Address::new(self.name(), &g.name),
-                    region: stack.region.clone(),
-                    attrs: super::attrs(&attrs),
-                }
+                Desired::in_home_region(stack, Address::new(self.name(), &g.name), &attrs)
             })
             .collect()
     }

@@ -52,7 +52,7 @@ impl Kind for Subnet {
                     "map_public_ip_on_launch": tier == Tier::Public,
                     "tags": desired_tags(stack, &address),
                 });
-                out.push(Desired { address, region: stack.region.clone(), attrs: super::attrs(&attrs) });
+                out.push(Desired::in_home_region(stack, address, &attrs));
             }
         }
         out

@@ -41,7 +41,7 @@ impl Kind for Vpc {
             "dns_hostnames": stack.network.dns_hostnames,
             "tags": desired_tags(stack, &address),
         });
-        vec![Desired { address, region: stack.region.clone(), attrs: super::attrs(&attrs) }]
+        vec![Desired::in_home_region(stack, address, &attrs)]
     }
 
     fn replace_on(&self) -> &'static [&'static str] {
