@@ -6,4 +6,5 @@
 
 mod emulator;
 mod mocked;
+mod replace;
 mod support;

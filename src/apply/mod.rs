@@ -204,6 +204,12 @@ fn operations(plan: &Plan) -> Result<(Vec<Node>, Graph), PlanError> {
     Ok((nodes, graph))
 }
 
+/// Checks that `plan` can be carried out (its operations have an order), so a plan never promises what apply
+/// would refuse after approval.
+pub fn check(plan: &Plan) -> Result<(), PlanError> {
+    operations(plan).map(|_| ())
+}
+
 /// Carries out `plan`. Failures do not stop independent work; the report says what was done, failed, skipped.
 pub async fn apply(cloud: &Cloud, plan: &Plan, options: &Options, hook: &dyn Hook) -> Result<Report, PlanError> {
     let (nodes, graph) = operations(plan)?;
@@ -283,7 +289,7 @@ async fn run(
     let k = kind(change.address.kind())
         .ok_or_else(|| CloudError::internal(format!("no resource kind for {}", change.address)))?;
     let desired = match (&change.desired, node.phase) {
-        (Some(d), Phase::Create | Phase::Update) => Some(resolve_desired(&d.attrs, &ids.lock().unwrap())?),
+        (Some(d), Phase::Create | Phase::Update) => Some(resolve_desired(&d.attrs, &ids.lock().unwrap_or_else(|e| e.into_inner()))?),
         _ => None,
     };
     let live = change.live.as_ref().map(|l| resolve_live(&l.attrs));
@@ -305,7 +311,7 @@ async fn run(
                 create_or_finish(cloud, k, &op, retry)
             })
             .await?;
-            ids.lock().unwrap().insert(change.address.clone(), id.clone());
+            ids.lock().unwrap_or_else(|e| e.into_inner()).insert(change.address.clone(), id.clone());
             Ok(Some(id))
         }
         Phase::Update => {

@@ -107,7 +107,9 @@ pub fn diff(stack: &str, region: &str, desired: Vec<Desired>, live: Vec<Live>) -
         for (name, want) in &d.attrs {
             let want_c = canonical(want);
             let before = have.get(name).cloned().unwrap_or(Value::Null);
-            let forces = k.replace_on().contains(&name.as_str());
+            // Immutable once set; an attribute that was never set (a create interrupted before it attached the
+            // gateway) is set in place.
+            let forces = k.replace_on().contains(&name.as_str()) && !before.is_null();
             if before != want_c {
                 attributes.push(AttrChange {
                     name: name.clone(),
@@ -150,7 +152,17 @@ pub fn diff(stack: &str, region: &str, desired: Vec<Desired>, live: Vec<Live>) -
             if let Some(why) = why {
                 reason.push_str(&format!(" ({why})"));
             }
-            (Action::Replace(k.replace_order()), Some(reason))
+            // Create-first needs the old resource to outlive the new one. If what forces the replacement is
+            // itself replaced delete-first (a new VPC), the old one cannot outlive it: go delete-first as well.
+            let mut forcing_refs = Vec::new();
+            attributes.iter().filter(|a| a.forces_replacement).filter_map(|a| a.after.as_ref()).for_each(|v| {
+                references(v, &mut forcing_refs);
+            });
+            let deleted_first = forcing_refs
+                .iter()
+                .any(|r| planned.get(r) == Some(&Action::Replace(resources::ReplaceOrder::DeleteFirst)));
+            let order = if deleted_first { resources::ReplaceOrder::DeleteFirst } else { k.replace_order() };
+            (Action::Replace(order), Some(reason))
         } else if !attributes.is_empty() {
             (Action::Update, None)
         } else {
@@ -520,18 +532,20 @@ pub(crate) mod tests {
                 assert_eq!(v.before, v.after.clone().map(|a| canonical(&a)), "the same VPC by name");
             }
         }
-        // The gateway can be detached and attached to the new VPC: updated in place, with the why.
+        // The gateway goes with its VPC (AWS will not delete a VPC with a gateway attached).
         let igw = change(&p, "internet_gateway.main");
-        assert_eq!(igw.action, Action::Update);
+        assert_eq!(igw.action, Action::Replace(ReplaceOrder::DeleteFirst));
         assert_eq!(attr(igw, "vpc").note.as_deref(), Some("vpc.main is replaced"));
-        // Rule sets follow their (replaced) groups.
+        // Groups are normally replaced create-first, but the old ones cannot outlive the old VPC: delete-first,
+        // and their rule sets follow.
+        assert_eq!(change(&p, "security_group.db").action, Action::Replace(ReplaceOrder::DeleteFirst));
         let rules = change(&p, "security_group_rules.web");
-        assert_eq!(rules.action, Action::Replace(ReplaceOrder::CreateFirst));
+        assert_eq!(rules.action, Action::Replace(ReplaceOrder::DeleteFirst));
         assert_eq!(rules.reason.as_deref(), Some("group forces replacement (security_group.web is replaced)"));
-        assert!(change(&p, "security_group.db").action == Action::Replace(ReplaceOrder::CreateFirst));
-        assert_eq!(p.summary.add + p.summary.destroy + p.summary.unchanged, 0);
-        assert_eq!(p.summary.change, 1);
-        assert_eq!(p.summary.replace, p.changes.len() - 1);
+        assert_eq!(p.summary.add + p.summary.destroy + p.summary.unchanged + p.summary.change, 0);
+        assert_eq!(p.summary.replace, p.changes.len());
+        // And the plan can be carried out: its operations have an order.
+        crate::apply::check(&p).expect("a VPC replacement must not be a dependency cycle");
     }
 
     #[test]

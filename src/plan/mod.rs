@@ -147,6 +147,7 @@ pub async fn build(cloud: &crate::aws::Cloud, stack: &crate::spec::Stack, mode: 
     let live = read::read_live(cloud).await.map_err(crate::Error::Read)?;
     let mut plan = diff(&stack.name, &stack.region, desired, live)?;
     plan.account = cloud.account.clone();
+    crate::apply::check(&plan)?;
     if mode == Mode::Destroy {
         for c in &mut plan.changes {
             c.reason = Some("the stack is being destroyed".to_string());

@@ -40,6 +40,12 @@ impl Kind for InternetGateway {
         vec![Desired::in_home_region(stack, address, &attrs)]
     }
 
+    /// Moving an attached gateway to a new VPC in place would keep the old VPC alive (AWS refuses to delete a VPC
+    /// with a gateway attached) until after the new one exists: replace it with the VPC instead.
+    fn replace_on(&self) -> &'static [&'static str] {
+        &["vpc"]
+    }
+
     async fn read(&self, cloud: &Cloud, region: &str) -> Result<Vec<Live>, CloudError> {
         let igws: Vec<_> = cloud
             .ec2(region)?
@@ -84,13 +90,11 @@ impl Kind for InternetGateway {
         let want: Attrs = op.desired()?;
         let have: Attrs = op.live()?;
         let id = op.id()?;
-        if op.changed("vpc") {
-            if let Some(old) = &have.vpc {
-                detach(cloud, op.region, id, old).await?;
-            }
-            if let Some(new) = &want.vpc {
-                attach(cloud, op.region, id, new).await?;
-            }
+        // Only ever from detached (a create interrupted before the attach): moving to another VPC is a replacement.
+        if op.changed("vpc")
+            && let Some(vpc) = &want.vpc
+        {
+            attach(cloud, op.region, id, vpc).await?;
         }
         if op.changed("tags") {
             ec2_tags::sync_tags(cloud, op.region, id, &want.tags, &have.tags).await?;
