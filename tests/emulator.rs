@@ -14,15 +14,7 @@ fn actions(plan: &Value) -> Vec<(String, String)> {
         .unwrap()
         .iter()
         .filter(|c| c["action"] != "no_op")
-        .map(|c| {
-            let action = match &c["action"] {
-                Value::String(s) => s.clone(),
-                // {"replace": "delete_first"}
-                Value::Object(o) => o.keys().next().unwrap().clone(),
-                other => other.to_string(),
-            };
-            (c["address"].as_str().unwrap().to_string(), action)
-        })
+        .map(|c| (c["address"].as_str().unwrap().to_string(), c["action"].as_str().unwrap().to_string()))
         .collect()
 }
 
@@ -358,7 +350,8 @@ async fn spec_changes_update_in_place_or_replace_with_the_reason() {
     );
     let subnet = change(&plan, "subnet.public_b");
     assert_eq!(subnet["reason"], "cidr_block forces replacement");
-    assert_eq!(subnet["action"]["replace"], "delete_first");
+    assert_eq!(subnet["action"], "replace");
+    assert_eq!(subnet["replace_order"], "delete_first");
     let human = stack.run(&["plan"]).success();
     assert!(human.stdout.contains("-/+ subnet.public_b"), "{human}");
     assert!(human.stdout.contains("must be replaced: cidr_block forces replacement"), "{human}");

@@ -163,9 +163,15 @@ async fn execute(settings: &Settings, args: &ApplyArgs, mode: plan::Mode, ui: Ui
     let plan: Plan = plan::build(&cloud, &stack, mode).await?;
     ui.plan_event(&plan);
     if !plan.has_changes() {
+        ui.report(&plan, &apply::Report::default(), verb);
         return Ok(ExitCode::SUCCESS);
     }
     if !args.auto_approve {
+        if args.json {
+            return Err(Error::Refused(format!(
+                "{verb} --json needs --auto-approve: a prompt cannot be answered inside a JSON stream"
+            )));
+        }
         if !std::io::stdin().is_terminal() {
             return Err(Error::Refused(format!(
                 "{verb} needs approval and there is no terminal to ask on: review the plan, then pass --auto-approve"

@@ -11,9 +11,9 @@ use crate::resources::{Address, Desired, Live, ReplaceOrder};
 
 pub use diff::{PlanError, diff};
 
-/// What happens to one resource.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
+/// What happens to one resource. In JSON: `"action": "replace"` plus `"replace_order": "delete_first"` on
+/// replacements, so a pipeline can always compare `action` with a string.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
     NoOp,
     Create,
@@ -22,7 +22,29 @@ pub enum Action {
     Delete,
 }
 
+impl Serialize for Action {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = s.serialize_map(None)?;
+        map.serialize_entry("action", self.name())?;
+        if let Action::Replace(order) = self {
+            map.serialize_entry("replace_order", order)?;
+        }
+        map.end()
+    }
+}
+
 impl Action {
+    pub fn name(self) -> &'static str {
+        match self {
+            Action::NoOp => "no_op",
+            Action::Create => "create",
+            Action::Update => "update",
+            Action::Replace(_) => "replace",
+            Action::Delete => "delete",
+        }
+    }
+
     /// Terraform's plan symbols: `-/+` replaces delete-first, `+/-` create-first.
     pub fn symbol(self) -> &'static str {
         match self {
@@ -61,6 +83,7 @@ pub struct AttrChange {
 #[derive(Debug, Clone, Serialize)]
 pub struct Change {
     pub address: Address,
+    #[serde(flatten)]
     pub action: Action,
     pub region: String,
     /// The live id, where the resource exists.

@@ -163,7 +163,7 @@ impl Hook for Ui {
     fn still_running(&self, address: &Address, phase: Phase, elapsed: Duration) {
         if self.json {
             self.event(
-                json!({ "type": "running", "address": address, "operation": phase, "elapsed_s": elapsed.as_secs() }),
+                json!({ "type": "running", "address": address, "operation": phase, "elapsed_s": elapsed.as_secs_f32() }),
             );
         } else {
             self.out(&format!(
