@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::aws::{Cloud, CloudError};
+use crate::aws::{Cloud, CloudError, retrying};
 use crate::graph::{Graph, Outcome};
 use crate::plan::{Action, Plan, PlanError};
 use crate::resources::{Address, Attrs, Op, ReplaceOrder, as_cloud_id, as_reference, kind, references, rewrite};
@@ -351,31 +351,6 @@ async fn create_or_finish(
     };
     k.update(cloud, &finish).await?;
     Ok(live.id)
-}
-
-/// Retries `f` while `transient` says the error clears by itself, for at most `limit`, backing off to 15 s.
-async fn retrying<T, F, Fut>(
-    limit: Duration,
-    first_pause: Duration,
-    transient: fn(&CloudError) -> bool,
-    mut f: F,
-) -> Result<T, CloudError>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<T, CloudError>>,
-{
-    let started = Instant::now();
-    let mut pause = first_pause;
-    loop {
-        match f().await {
-            Err(e) if transient(&e) && started.elapsed() + pause <= limit => {
-                tracing::debug!(error = %e, ?pause, "transient error, retrying");
-                tokio::time::sleep(pause).await;
-                pause = (pause * 2).min(Duration::from_secs(15));
-            }
-            other => return other,
-        }
-    }
 }
 
 /// Desired references become the ids they point to now (after their creates have run).

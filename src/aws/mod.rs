@@ -2,7 +2,8 @@
 //! credential chain, profiles, AWS_REGION, AWS_ENDPOINT_URL), clients per region, and error classification.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::future::Future;
+use std::time::{Duration, Instant};
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
@@ -153,6 +154,17 @@ impl Cloud {
     pub fn ec2(&self, region: &str) -> Result<&aws_sdk_ec2::Client, CloudError> {
         Ok(&self.clients(region)?.ec2)
     }
+
+    /// Runs `f` again while AWS does not yet see something created a moment ago (`*.NotFound`), within the
+    /// consistency window. For the steps after a create: they act on the id already in hand, so a retry never
+    /// creates anything twice.
+    pub async fn settled<T, F, Fut>(&self, f: F) -> Result<T, CloudError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, CloudError>>,
+    {
+        retrying(self.retry.consistency, self.retry.interval, CloudError::is_not_found, f).await
+    }
 }
 
 /// An AWS call that failed, keeping the service's error code: it is how "not found", "throttled" and
@@ -192,10 +204,10 @@ pub trait CallExt<T> {
     fn call(self, operation: &str) -> Result<T, CloudError>;
 }
 
-impl<T, E, R> CallExt<T> for Result<T, aws_smithy_runtime_api::client::result::SdkError<E, R>>
+/// For SDK call results and waiter results alike: both carry AWS's error metadata.
+impl<T, E> CallExt<T> for Result<T, E>
 where
-    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug + Send + Sync + 'static,
+    E: ProvideErrorMetadata + std::error::Error + 'static,
 {
     fn call(self, operation: &str) -> Result<T, CloudError> {
         self.map_err(|err| {
@@ -234,4 +246,29 @@ pub async fn whoami(config: &SdkConfig) -> Result<String, CloudError> {
     );
     let me = sts.get_caller_identity().send().await.call("GetCallerIdentity")?;
     Ok(me.account().unwrap_or("unknown").to_string())
+}
+
+/// Retries `f` while `transient` says the error clears by itself, for at most `limit`, backing off to 15 s.
+pub async fn retrying<T, F, Fut>(
+    limit: Duration,
+    first_pause: Duration,
+    transient: fn(&CloudError) -> bool,
+    mut f: F,
+) -> Result<T, CloudError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, CloudError>>,
+{
+    let started = Instant::now();
+    let mut pause = first_pause;
+    loop {
+        match f().await {
+            Err(e) if transient(&e) && started.elapsed() + pause <= limit => {
+                tracing::debug!(error = %e, ?pause, "transient error, retrying");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(15));
+            }
+            other => return other,
+        }
+    }
 }

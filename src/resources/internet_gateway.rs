@@ -81,7 +81,8 @@ impl Kind for InternetGateway {
             .and_then(|g| g.internet_gateway_id())
             .ok_or_else(|| CloudError::internal("CreateInternetGateway returned no id"))?;
         if let Some(vpc) = &want.vpc {
-            attach(cloud, op.region, id, vpc).await?;
+            // The gateway exists: retry the attach while AWS does not see it yet, never the create.
+            cloud.settled(|| attach(cloud, op.region, id, vpc)).await?;
         }
         Ok(id.to_string())
     }

@@ -199,8 +199,9 @@ async fn reconcile(cloud: &Cloud, region: &str, group: &str, want: &Attrs, have:
     {
         let stale: Vec<&Rule> = have.iter().filter(|r| !want.contains(r)).collect();
         let missing: Vec<&Rule> = want.iter().filter(|r| !have.contains(r)).collect();
-        change(cloud, region, group, dir, false, &stale).await?;
+        // Grant first: repointing "80 from the old lb" to "80 from the new lb" must never drop traffic between.
         change(cloud, region, group, dir, true, &missing).await?;
+        change(cloud, region, group, dir, false, &stale).await?;
     }
     Ok(())
 }
@@ -272,14 +273,19 @@ impl Kind for SecurityGroupRules {
             .to_string();
         // A new group starts with AWS's default egress rule, a re-run after a crash with some rules already in:
         // reconcile against what the group has now, not against nothing.
-        let groups = cloud.ec2(op.region)?.describe_security_groups().group_ids(&group).send().await;
-        let groups = groups.call("DescribeSecurityGroups")?;
-        let g = groups.security_groups().first();
-        let have = Attrs {
-            ingress: decode(live_rules(g.map(|g| g.ip_permissions()).unwrap_or_default()))?,
-            egress: decode(live_rules(g.map(|g| g.ip_permissions_egress()).unwrap_or_default()))?,
-        };
-        reconcile(cloud, op.region, &group, &want, &have).await?;
+        // A group created a moment ago may not be visible yet: retry while AWS says it does not exist.
+        cloud
+            .settled(|| async {
+                let groups = cloud.ec2(op.region)?.describe_security_groups().group_ids(&group).send().await;
+                let groups = groups.call("DescribeSecurityGroups")?;
+                let g = groups.security_groups().first();
+                let have = Attrs {
+                    ingress: decode(live_rules(g.map(|g| g.ip_permissions()).unwrap_or_default())),
+                    egress: decode(live_rules(g.map(|g| g.ip_permissions_egress()).unwrap_or_default())),
+                };
+                reconcile(cloud, op.region, &group, &want, &have).await
+            })
+            .await?;
         Ok(group)
     }
 
@@ -294,12 +300,12 @@ impl Kind for SecurityGroupRules {
     }
 }
 
-/// Live rules carry group ids as `{"id": ...}`; in an op they are plain strings.
-fn decode(rules: Vec<Value>) -> Result<Vec<Rule>, CloudError> {
-    let resolved: Vec<Value> = rules
+/// Live rules carry group ids as `{"id": ...}`; in an op they are plain strings. Rules that do not parse (a
+/// protocol shape AWS added later) are kept out rather than failing the whole apply.
+fn decode(rules: Vec<Value>) -> Vec<Rule> {
+    rules
         .iter()
         .map(|r| super::rewrite(r, &mut |v| super::as_cloud_id(v).map(|id| Value::String(id.to_string()))))
-        .collect();
-    serde_json::from_value(Value::Array(resolved))
-        .map_err(|e| CloudError::internal(format!("security group rules: {e}")))
+        .filter_map(|r| serde_json::from_value(r).ok())
+        .collect()
 }

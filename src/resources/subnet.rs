@@ -105,14 +105,20 @@ impl Kind for Subnet {
             .subnet()
             .and_then(|s| s.subnet_id())
             .ok_or_else(|| CloudError::internal("CreateSubnet returned no id"))?;
-        ec2.wait_until_subnet_available()
-            .subnet_ids(id)
-            .wait(Duration::from_secs(300))
-            .await
-            .map_err(|e| CloudError::internal(format!("subnet {id} did not become available: {e}")))?;
-        if want.map_public_ip_on_launch {
-            set_map_public_ip(cloud, op.region, id, true).await?;
-        }
+        // From here on the subnet exists: retry what AWS does not see yet, never the create.
+        cloud
+            .settled(|| async {
+                ec2.wait_until_subnet_available()
+                    .subnet_ids(id)
+                    .wait(Duration::from_secs(300))
+                    .await
+                    .call("wait for the subnet to become available")?;
+                if want.map_public_ip_on_launch {
+                    set_map_public_ip(cloud, op.region, id, true).await?;
+                }
+                Ok(())
+            })
+            .await?;
         Ok(id.to_string())
     }
 

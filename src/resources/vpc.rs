@@ -90,14 +90,20 @@ impl Kind for Vpc {
             .await
             .call("CreateVpc")?;
         let id = vpc.vpc().and_then(|v| v.vpc_id()).ok_or_else(|| CloudError::internal("CreateVpc returned no id"))?;
-        ec2.wait_until_vpc_available()
-            .vpc_ids(id)
-            .wait(Duration::from_secs(300))
-            .await
-            .map_err(|e| CloudError::internal(format!("VPC {id} did not become available: {e}")))?;
-        if want.dns_hostnames {
-            set_dns_hostnames(cloud, op.region, id, true).await?;
-        }
+        // From here on the VPC exists: retry what AWS does not see yet, never the create.
+        cloud
+            .settled(|| async {
+                ec2.wait_until_vpc_available()
+                    .vpc_ids(id)
+                    .wait(Duration::from_secs(300))
+                    .await
+                    .call("wait for the VPC to become available")?;
+                if want.dns_hostnames {
+                    set_dns_hostnames(cloud, op.region, id, true).await?;
+                }
+                Ok(())
+            })
+            .await?;
         Ok(id.to_string())
     }
 
