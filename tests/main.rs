@@ -6,5 +6,6 @@
 
 mod emulator;
 mod mocked;
+mod ownership;
 mod replace;
 mod support;

@@ -185,7 +185,14 @@ pub fn diff(stack: &str, region: &str, desired: Vec<Desired>, live: Vec<Live>) -
     }
 
     // What is left is owned by the stack but no longer asked for.
-    let stale = by_address.into_values().map(|l| (l, "owned by the stack but no longer in the spec".to_string()));
+    let stale = by_address.into_values().map(|l| {
+        let reason = if l.address.name().starts_with(resources::STRAY) {
+            format!("carries the stack tag but no valid {} tag (made by hand?)", resources::TAG_ADDRESS)
+        } else {
+            "owned by the stack but no longer in the spec".to_string()
+        };
+        (l, reason)
+    });
     let dupes = extras.into_iter().map(|(l, kept)| {
         let why = format!("a second resource claims {}; only one is kept: {kept}", l.address);
         (l, why)

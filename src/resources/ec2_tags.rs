@@ -44,13 +44,19 @@ pub fn live_tags(tags: &[Tag]) -> BTreeMap<String, String> {
         .collect()
 }
 
-/// The address recorded on a live resource; `None` when the tag is missing or hand-edited into nonsense.
-pub fn owned_address(tags: &[Tag], kind: &str) -> Option<Address> {
-    let value = tags.iter().find(|t| t.key() == Some(TAG_ADDRESS))?.value()?;
-    Address::parse(value).filter(|a| a.kind() == kind)
+/// The address recorded on a resource the stack owns (it carries the stack tag: the describe filtered on it).
+/// When the address tag is missing or hand-edited into nonsense the resource is still the stack's: it gets a
+/// stray address, so the plan deletes it instead of it silently blocking the deletes of its VPC.
+pub fn owned_address(tags: &[Tag], kind: &str, id: &str) -> Address {
+    tags.iter()
+        .find(|t| t.key() == Some(TAG_ADDRESS))
+        .and_then(|t| t.value())
+        .and_then(Address::parse)
+        .filter(|a| a.kind() == kind)
+        .unwrap_or_else(|| super::stray(kind, id))
 }
 
-/// Wraps a described EC2 resource as live state if the stack owns it under an address of `kind`.
+/// Wraps a described EC2 resource (found by the stack-tag filter) as live state.
 pub fn live(
     kind: &str,
     region: &str,
@@ -58,8 +64,8 @@ pub fn live(
     tags: &[Tag],
     attrs: impl FnOnce() -> super::Attrs,
 ) -> Option<Live> {
-    let address = owned_address(tags, kind)?;
     let id = id?.to_string();
+    let address = owned_address(tags, kind, &id);
     let mut attrs = attrs();
     attrs.insert("tags".into(), serde_json::to_value(live_tags(tags)).unwrap_or_default());
     Some(Live { address, region: region.to_string(), id, attrs })

@@ -83,6 +83,14 @@ impl fmt::Display for Address {
 
 pub type Attrs = Map<String, Value>;
 
+/// Name prefix of the address given to a resource that carries the stack tag but no usable address tag.
+pub const STRAY: &str = "stray_";
+
+/// The address of such a resource: unique (from its id) and never one the spec can define.
+pub fn stray(kind: &str, id: &str) -> Address {
+    Address::new(kind, &format!("{STRAY}{}", id.replace(['-', '.', ':', '/'], "_")))
+}
+
 /// A reference to another resource of the stack, as written in desired attributes.
 pub fn reference(to: &Address) -> Value {
     json!({ "ref": to.as_str() })

@@ -245,8 +245,8 @@ impl Kind for SecurityGroupRules {
         Ok(groups
             .iter()
             .filter_map(|g| {
-                let group = super::ec2_tags::owned_address(g.tags(), "security_group")?;
                 let id = g.group_id()?;
+                let group = super::ec2_tags::owned_address(g.tags(), "security_group", id);
                 let attrs = json!({
                     "group": cloud_id(id),
                     "ingress": live_rules(g.ip_permissions()),

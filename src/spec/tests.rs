@@ -841,3 +841,25 @@ fn columns_count_characters_not_bytes() {
         one(&edit("region = \"us-east-1\"\n", "region = \"us-east-1\"\ntags = { \"é\" = \"x\", \"aws:x\" = \"y\" }\n"));
     check(&d, "stack.tags.\"aws:x\"", 4, 21, &["reserved"]);
 }
+
+#[test]
+fn stack_names_aws_would_refuse_in_group_names_are_rejected() {
+    let d = one(&BASE.replacen("name = \"shop\"", "name = \"sg-prod\"", 1));
+    assert_eq!((d.field.as_str(), d.line), ("stack.name", 2));
+    assert!(d.message.contains("\"sg-\"") && d.message.contains("pick another name"), "{}", d.message);
+}
+
+#[test]
+fn names_reserved_for_stray_resources_are_rejected() {
+    let d = one(&with("[security_groups.stray_web]\n"));
+    assert_eq!(d.field, "security_groups.stray_web");
+    assert!(d.message.contains("reserved"), "{}", d.message);
+}
+
+#[test]
+fn more_tags_than_aws_allows_per_resource_are_rejected() {
+    let many: String = (0..48).map(|i| format!("k{i:02} = \"v\"\n")).collect();
+    let d = one(&with(&format!("[stack.tags]\n{many}")));
+    assert_eq!(d.field, "stack.tags");
+    assert!(d.message.contains("48 tags") && d.message.contains("at most 47"), "{}", d.message);
+}

@@ -301,6 +301,15 @@ impl Checker<'_> {
             }
             tags.insert(key.clone(), v.get_ref().clone());
         }
+        // AWS allows 50 tags per resource; webscale sets three of its own (Name and the ownership pair).
+        if tags.len() > 47 {
+            let span = raw.keys().nth(47).map(|k| k.span()).unwrap_or(0..0);
+            self.err(
+                span,
+                "stack.tags",
+                format!("{} tags; AWS allows 50 per resource and webscale sets 3, so at most 47", tags.len()),
+            );
+        }
         tags
     }
 
@@ -309,7 +318,10 @@ impl Checker<'_> {
         let ok = (1..=32).contains(&n.len())
             && n.starts_with(|c: char| c.is_ascii_lowercase())
             && n.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-        if !ok {
+        if ok && n.starts_with("sg-") {
+            // Security group names start with the stack name, and AWS refuses group names starting with "sg-".
+            self.err(name.span(), "stack.name", format!("{n:?} starts with \"sg-\", which AWS refuses in security group names (they start with the stack name); pick another name"));
+        } else if !ok {
             self.err(
                 name.span(),
                 "stack.name",
@@ -521,7 +533,10 @@ impl Checker<'_> {
             && n.len() <= 32
             && n.chars()
                 .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || (allow_hyphen && c == '-'));
-        if !ok {
+        if ok && n.starts_with(crate::resources::STRAY) {
+            // Reserved for resources that carry the stack tag but lost their address tag (see resources::stray).
+            self.err(name.span(), field, format!("{n:?}: names starting with {:?} are reserved", crate::resources::STRAY));
+        } else if !ok {
             self.err(
                 name.span(),
                 field,

@@ -1,0 +1,41 @@
+//! What counts as the stack's: the stack tag. A resource that carries it but lost its address tag is still the
+//! stack's, so the plan says so and deletes it rather than letting it silently block the VPC's deletion.
+
+use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification};
+
+use crate::support::{TestStack, ec2, owned};
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_resource_with_the_stack_tag_but_no_address_is_planned_for_deletion_and_destroy_completes() {
+    let stack = TestStack::new("stray");
+    stack.apply();
+    let ec2 = ec2().await;
+    let vpc = ec2.describe_vpcs().filters(owned(&stack.name)).send().await.unwrap();
+    let vpc_id = vpc.vpcs()[0].vpc_id().unwrap();
+    let stray = ec2
+        .create_route_table()
+        .vpc_id(vpc_id)
+        .tag_specifications(
+            TagSpecification::builder()
+                .resource_type(ResourceType::RouteTable)
+                .tags(Tag::builder().key("webscale:stack").value(&stack.name).build())
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let stray_id = stray.route_table().unwrap().route_table_id().unwrap().to_string();
+
+    let plan = stack.plan();
+    let changes: Vec<&serde_json::Value> =
+        plan["changes"].as_array().unwrap().iter().filter(|c| c["action"] != "no_op").collect();
+    assert_eq!(changes.len(), 1, "{plan:#}");
+    assert_eq!(changes[0]["action"], "delete");
+    assert_eq!(changes[0]["id"], stray_id.as_str());
+    assert!(changes[0]["reason"].as_str().unwrap().contains("no valid webscale:address tag"), "{:#}", changes[0]);
+
+    stack.destroy();
+    let left = ec2.describe_route_tables().filters(owned(&stack.name)).send().await.unwrap();
+    assert!(left.route_tables().is_empty(), "destroy removes the stray table too");
+    assert!(ec2.describe_vpcs().filters(owned(&stack.name)).send().await.unwrap().vpcs().is_empty());
+}
