@@ -486,3 +486,105 @@ fn a_bad_spec_fails_before_any_aws_call_naming_file_line_and_field() {
     assert_eq!(missing.code, 1);
     assert!(missing.stderr.contains("cannot read stack file /nonexistent/webscale.toml"), "{missing}");
 }
+
+/// Drift the spec cannot even express: an IPv6 default route to the stack's internet gateway and an IPv6 NACL entry,
+/// both added out of band. Each shows in the plan as drift to remove (the route's target in the spec's terms), apply
+/// removes them, and the next plan is empty; the VPC's own local IPv6 route is AWS's and never shows.
+#[tokio::test(flavor = "multi_thread")]
+async fn out_of_band_ipv6_routes_and_acl_entries_show_as_drift_and_apply_removes_them() {
+    let stack = TestStack::new("ipv6");
+    stack.apply();
+    let ec2 = ec2().await;
+    let vpcs = ec2.describe_vpcs().filters(owned(&stack.name)).send().await.unwrap();
+    let vpc_id = vpcs.vpcs()[0].vpc_id().unwrap();
+    // AWS routes IPv6 only in a VPC that has an IPv6 block (which adds a local IPv6 route to every table).
+    ec2.associate_vpc_cidr_block().vpc_id(vpc_id).amazon_provided_ipv6_cidr_block(true).send().await.unwrap();
+    let igws = ec2.describe_internet_gateways().filters(owned(&stack.name)).send().await.unwrap();
+    let igw_id = igws.internet_gateways()[0].internet_gateway_id().unwrap();
+    let tables = ec2.describe_route_tables().filters(owned(&stack.name)).send().await.unwrap();
+    let public_table = tables
+        .route_tables()
+        .iter()
+        .find(|t| tag(t.tags(), "webscale:address") == Some("route_table.public"))
+        .and_then(|t| t.route_table_id())
+        .unwrap();
+    ec2.create_route()
+        .route_table_id(public_table)
+        .destination_ipv6_cidr_block("::/0")
+        .gateway_id(igw_id)
+        .send()
+        .await
+        .unwrap();
+    let acls = ec2.describe_network_acls().filters(owned(&stack.name)).send().await.unwrap();
+    let public_acl = acls
+        .network_acls()
+        .iter()
+        .find(|a| tag(a.tags(), "webscale:address") == Some("network_acl.public"))
+        .and_then(|a| a.network_acl_id())
+        .unwrap();
+    ec2.create_network_acl_entry()
+        .network_acl_id(public_acl)
+        .rule_number(210)
+        .protocol("6")
+        .rule_action(aws_sdk_ec2::types::RuleAction::Allow)
+        .egress(false)
+        .ipv6_cidr_block("::/0")
+        .port_range(aws_sdk_ec2::types::PortRange::builder().from(22).to(22).build())
+        .send()
+        .await
+        .unwrap();
+
+    let plan = stack.plan();
+    let mut got = actions(&plan);
+    got.sort();
+    assert_eq!(
+        got,
+        vec![
+            ("network_acl.public".to_string(), "update".to_string()),
+            ("route_table.public".to_string(), "update".to_string()),
+        ]
+    );
+    let attribute = |address: &str, name: &str| -> (String, String) {
+        let attrs = change(&plan, address)["attributes"].as_array().unwrap();
+        let a = attrs.iter().find(|a| a["name"] == name).unwrap_or_else(|| panic!("{address}: no {name} change"));
+        (a["before"].to_string(), a["after"].to_string())
+    };
+    let (before, after) = attribute("route_table.public", "routes");
+    assert!(
+        before.contains("::/0") && !after.contains("::/0"),
+        "the IPv6 route is drift to remove: {before} -> {after}"
+    );
+    let (before, after) = attribute("network_acl.public", "ingress");
+    assert!(
+        before.contains(r#""ipv6_cidr":"::/0""#) && !after.contains("::/0"),
+        "the IPv6 entry is drift to remove: {before} -> {after}"
+    );
+    let human = stack.run(&["plan"]).success();
+    assert!(human.stdout.contains(r#"- {destination = "::/0", target = internet_gateway.main}"#), "{human}");
+    assert!(
+        human.stdout.contains(
+            r#"- {rule = 210, protocol = "tcp", from_port = 22, to_port = 22, ipv6_cidr = "::/0", action = "allow"}"#
+        ),
+        "{human}"
+    );
+    assert!(!human.stdout.contains(r#"cidr = """#), "no entry reads as an empty IPv4 block: {human}");
+
+    stack.apply();
+    let again = stack.run(&["plan", "--detailed-exitcode"]);
+    assert_eq!(again.code, 0, "apply must remove the IPv6 drift:\n{again}");
+    let tables = ec2.describe_route_tables().route_table_ids(public_table).send().await.unwrap();
+    let routes = tables.route_tables()[0].routes();
+    assert!(
+        routes.iter().all(|r| r.destination_ipv6_cidr_block() != Some("::/0")),
+        "the IPv6 default route is deleted: {routes:?}"
+    );
+    assert!(
+        routes.iter().any(|r| r.destination_cidr_block() == Some("0.0.0.0/0")),
+        "the spec's IPv4 route stays: {routes:?}"
+    );
+    let acls = ec2.describe_network_acls().network_acl_ids(public_acl).send().await.unwrap();
+    let entries = acls.network_acls()[0].entries();
+    assert!(entries.iter().all(|e| e.rule_number() != Some(210)), "the IPv6 entry is deleted: {entries:?}");
+    assert!(entries.iter().any(|e| e.rule_number() == Some(100) && e.egress() == Some(false)), "{entries:?}");
+    stack.destroy();
+}

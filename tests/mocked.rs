@@ -181,6 +181,10 @@ async fn destroy_gives_up_on_a_stuck_group_and_skips_the_vpc() {
         Result_::Failed { error } => {
             assert!(error.contains("DeleteSecurityGroup"), "names the call: {error}");
             assert!(error.contains("DependencyViolation"), "keeps AWS's error code: {error}");
+            assert!(
+                error.contains("Still in use by: eni-draining-sg-web (requested by amazon-elb: ELB app/other/123)"),
+                "says what holds the group, so the operator can act: {error}"
+            );
         }
         other => panic!("security_group.web delete should fail, got {other:?}"),
     }
@@ -411,6 +415,66 @@ async fn a_rule_already_revoked_does_not_keep_the_others_in_place() {
     });
 }
 
+/// Moving a `deny` from rule 90 to 80 (say, to put it ahead of a new allow at 85): the entry at 80 is created before
+/// the one at 90 is deleted. Deleting first would leave a moment in which nothing denies and the allow at 100
+/// lets the traffic in. A changed entry at an unchanged number is replaced in place, so numbers never collide.
+#[tokio::test]
+async fn a_moved_acl_entry_is_created_at_its_new_number_before_the_old_one_is_deleted() {
+    let with_deny_at = |number: i32, egress_cidr: &str| {
+        SPEC.replace(
+            r#"ingress = [{ rule = 100, protocol = "all", cidr = "10.0.0.0/16", action = "allow" }]"#,
+            &format!(
+                r#"ingress = [
+  {{ rule = {number}, protocol = "tcp", ports = 22, cidr = "10.0.5.0/24", action = "deny" }},
+  {{ rule = 100, protocol = "all", cidr = "10.0.0.0/16", action = "allow" }},
+]"#
+            ),
+        )
+        .replace(
+            r#"egress = [{ rule = 100, protocol = "all", cidr = "0.0.0.0/0", action = "allow" }]"#,
+            &format!(r#"egress = [{{ rule = 100, protocol = "all", cidr = "{egress_cidr}", action = "allow" }}]"#),
+        )
+    };
+    let aws = Fake::provisioned(&with_deny_at(90, "0.0.0.0/0"));
+    let cloud = aws.cloud(fast());
+
+    let plan = apply_plan(&cloud, &stack(&with_deny_at(80, "10.0.0.0/8"))).await;
+    assert_eq!(changed(&plan), [("network_acl.private".to_string(), Action::Update)]);
+    let (report, _) = run(&cloud, &plan).await;
+
+    assert_all_done(&report);
+    let calls = aws.calls();
+    let at = |op: &str, entry: (bool, i32)| {
+        calls
+            .iter()
+            .position(|c| c.op == op && c.on == "acl-private" && c.entry == Some(entry))
+            .unwrap_or_else(|| panic!("no {op} of {entry:?}: {calls:#?}"))
+    };
+    assert!(
+        at("CreateNetworkAclEntry", (false, 80)) < at("DeleteNetworkAclEntry", (false, 90)),
+        "the deny is in place at 80 before it leaves 90: {calls:#?}"
+    );
+    at("ReplaceNetworkAclEntry", (true, 100));
+    let entry_calls: Vec<(&str, Option<(bool, i32)>)> =
+        calls.iter().filter(|c| c.entry.is_some()).map(|c| (c.op, c.entry)).collect();
+    assert_eq!(entry_calls.len(), 3, "one call per changed entry, nothing for the unchanged allow: {entry_calls:?}");
+    assert_no_errors(&aws);
+    aws.with(|w| {
+        let mut entries: Vec<(bool, i32, String, bool)> =
+            w.acls["acl-private"].entries.iter().map(|e| (e.egress, e.number, e.cidr.clone(), e.allow)).collect();
+        entries.sort();
+        assert_eq!(
+            entries,
+            [
+                (false, 80, "10.0.5.0/24".to_string(), false),
+                (false, 100, "10.0.0.0/16".to_string(), true),
+                (true, 100, "10.0.0.0/8".to_string(), true),
+            ]
+        );
+    });
+    assert!(!apply_plan(&cloud, &stack(&with_deny_at(80, "10.0.0.0/8"))).await.has_changes(), "nothing left to do");
+}
+
 // =====================================================================================================================
 // Harness: the stack, the cloud, planning and applying
 // =====================================================================================================================
@@ -574,6 +638,8 @@ struct Call {
     refs: Vec<String>,
     /// The AWS error code it was answered with.
     error: Option<String>,
+    /// For network ACL entry calls: (egress, rule number).
+    entry: Option<(bool, i32)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -738,6 +804,10 @@ impl Fake {
             serve!(revoke_security_group_egress),
             serve!(replace_network_acl_association),
             serve!(delete_network_acl),
+            serve!(describe_network_interfaces),
+            serve!(create_network_acl_entry),
+            serve!(replace_network_acl_entry),
+            serve!(delete_network_acl_entry),
         ];
         let mut interceptor = MockResponseInterceptor::new().rule_mode(RuleMode::MatchAny);
         for rule in &rules {
@@ -977,7 +1047,7 @@ impl World {
             MockResponse::Error(e) => Some(e.code().unwrap_or("(no code)").to_string()),
             _ => None,
         };
-        self.log.push(Call { op, on: on.to_string(), refs, error });
+        self.log.push(Call { op, on: on.to_string(), refs, error, entry: None });
         response
     }
 }
@@ -1130,8 +1200,76 @@ fn change_rules(
     Ok(())
 }
 
+/// An entry call's ACL, direction and number; AWS requires all three.
+fn entry_key(acl: Option<&str>, egress: Option<bool>, number: Option<i32>) -> (String, bool, i32) {
+    (
+        acl.expect("AWS requires NetworkAclId").to_string(),
+        egress.expect("AWS requires Egress"),
+        number.expect("AWS requires RuleNumber"),
+    )
+}
+
+/// The entry a Create/ReplaceNetworkAclEntry request describes, as the fake stores it.
+fn entry_of(
+    number: i32,
+    egress: bool,
+    protocol: Option<&str>,
+    ports: Option<&PortRange>,
+    cidr: Option<&str>,
+    ipv6_cidr: Option<&str>,
+    action: Option<&RuleAction>,
+) -> Entry {
+    assert!(ipv6_cidr.is_none(), "the fake EC2 models IPv4 entries only");
+    let protocol = protocol.expect("AWS requires Protocol").to_string();
+    let ports = ports.map(|p| (p.from().expect("port range from"), p.to().expect("port range to")));
+    assert!(
+        ports.is_some() || !matches!(protocol.as_str(), "6" | "17"),
+        "AWS requires a port range for protocol {protocol}"
+    );
+    Entry {
+        number,
+        egress,
+        protocol,
+        ports,
+        cidr: cidr.expect("AWS requires CidrBlock or Ipv6CidrBlock").to_string(),
+        allow: action.expect("AWS requires RuleAction") == &RuleAction::Allow,
+    }
+}
+
 /// One method per EC2 operation, named like the client's, so `serve!` can wire them up.
 impl World {
+    /// A draining group still has a load balancer's network interface in it (another stack's, say).
+    fn describe_network_interfaces(
+        &mut self,
+        req: &op::describe_network_interfaces::DescribeNetworkInterfacesInput,
+    ) -> MockResponse<
+        op::describe_network_interfaces::DescribeNetworkInterfacesOutput,
+        op::describe_network_interfaces::DescribeNetworkInterfacesError,
+    > {
+        let groups: Vec<String> = req
+            .filters()
+            .iter()
+            .filter(|f| f.name() == Some("group-id"))
+            .flat_map(|f| f.values().to_vec())
+            .collect();
+        let enis = groups
+            .iter()
+            .filter(|g| self.draining.get(*g).is_some_and(|n| *n > 0))
+            .map(|g| {
+                aws_sdk_ec2::types::NetworkInterface::builder()
+                    .network_interface_id(format!("eni-draining-{g}"))
+                    .requester_id("amazon-elb")
+                    .description("ELB app/other/123")
+                    .build()
+            })
+            .collect();
+        MockResponse::Output(
+            op::describe_network_interfaces::DescribeNetworkInterfacesOutput::builder()
+                .set_network_interfaces(Some(enis))
+                .build(),
+        )
+    }
+
     fn describe_vpcs(
         &mut self,
         req: &op::describe_vpcs::DescribeVpcsInput,
@@ -1546,5 +1684,119 @@ impl World {
             }
         };
         self.record("DeleteNetworkAcl", &id, vec![], response)
+    }
+
+    fn create_network_acl_entry(
+        &mut self,
+        req: &op::create_network_acl_entry::CreateNetworkAclEntryInput,
+    ) -> MockResponse<
+        op::create_network_acl_entry::CreateNetworkAclEntryOutput,
+        op::create_network_acl_entry::CreateNetworkAclEntryError,
+    > {
+        use op::create_network_acl_entry::{CreateNetworkAclEntryError as E, CreateNetworkAclEntryOutput as O};
+        let (id, egress, number) = entry_key(req.network_acl_id(), req.egress(), req.rule_number());
+        let entry = entry_of(
+            number,
+            egress,
+            req.protocol(),
+            req.port_range(),
+            req.cidr_block(),
+            req.ipv6_cidr_block(),
+            req.rule_action(),
+        );
+        let response = match self.acls.get_mut(&id) {
+            None => {
+                fail(E::generic, "InvalidNetworkAclID.NotFound", format!("The networkAcl ID '{id}' does not exist"))
+            }
+            // Real AWS: a number is unique per direction; creating it twice fails (replace is the way to change it).
+            Some(a) if a.entries.iter().any(|e| e.egress == egress && e.number == number) => fail(
+                E::generic,
+                "NetworkAclEntryAlreadyExists",
+                format!("The network acl entry identified by {number} already exists."),
+            ),
+            Some(a) => {
+                a.entries.push(entry);
+                MockResponse::Output(O::builder().build())
+            }
+        };
+        self.record_entry("CreateNetworkAclEntry", &id, (egress, number), response)
+    }
+
+    fn replace_network_acl_entry(
+        &mut self,
+        req: &op::replace_network_acl_entry::ReplaceNetworkAclEntryInput,
+    ) -> MockResponse<
+        op::replace_network_acl_entry::ReplaceNetworkAclEntryOutput,
+        op::replace_network_acl_entry::ReplaceNetworkAclEntryError,
+    > {
+        use op::replace_network_acl_entry::{ReplaceNetworkAclEntryError as E, ReplaceNetworkAclEntryOutput as O};
+        let (id, egress, number) = entry_key(req.network_acl_id(), req.egress(), req.rule_number());
+        let entry = entry_of(
+            number,
+            egress,
+            req.protocol(),
+            req.port_range(),
+            req.cidr_block(),
+            req.ipv6_cidr_block(),
+            req.rule_action(),
+        );
+        let existing =
+            self.acls.get_mut(&id).map(|a| a.entries.iter_mut().find(|e| e.egress == egress && e.number == number));
+        let response = match existing {
+            None => {
+                fail(E::generic, "InvalidNetworkAclID.NotFound", format!("The networkAcl ID '{id}' does not exist"))
+            }
+            Some(None) => fail(
+                E::generic,
+                "InvalidNetworkAclEntry.NotFound",
+                format!("The network acl entry identified by {number} does not exist."),
+            ),
+            Some(Some(e)) => {
+                *e = entry;
+                MockResponse::Output(O::builder().build())
+            }
+        };
+        self.record_entry("ReplaceNetworkAclEntry", &id, (egress, number), response)
+    }
+
+    fn delete_network_acl_entry(
+        &mut self,
+        req: &op::delete_network_acl_entry::DeleteNetworkAclEntryInput,
+    ) -> MockResponse<
+        op::delete_network_acl_entry::DeleteNetworkAclEntryOutput,
+        op::delete_network_acl_entry::DeleteNetworkAclEntryError,
+    > {
+        use op::delete_network_acl_entry::{DeleteNetworkAclEntryError as E, DeleteNetworkAclEntryOutput as O};
+        let (id, egress, number) = entry_key(req.network_acl_id(), req.egress(), req.rule_number());
+        let response = match self.acls.get_mut(&id) {
+            None => {
+                fail(E::generic, "InvalidNetworkAclID.NotFound", format!("The networkAcl ID '{id}' does not exist"))
+            }
+            Some(a) if !a.entries.iter().any(|e| e.egress == egress && e.number == number) => fail(
+                E::generic,
+                "InvalidNetworkAclEntry.NotFound",
+                format!("The network acl entry identified by {number} does not exist."),
+            ),
+            Some(a) => {
+                a.entries.retain(|e| !(e.egress == egress && e.number == number));
+                MockResponse::Output(O::builder().build())
+            }
+        };
+        self.record_entry("DeleteNetworkAclEntry", &id, (egress, number), response)
+    }
+
+    /// `record` for the entry calls, which also note the entry's direction and number.
+    fn record_entry<O, E: ProvideErrorMetadata>(
+        &mut self,
+        op: &'static str,
+        acl: &str,
+        entry: (bool, i32),
+        response: MockResponse<O, E>,
+    ) -> MockResponse<O, E> {
+        let response = self.record(op, acl, vec![], response);
+        if let Some(call) = self.log.last_mut() {
+            call.entry = Some(entry);
+        }
+        response
     }
 }

@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use async_trait::async_trait;
-use aws_sdk_ec2::types::{Filter, IcmpTypeCode, PortRange, ResourceType, RuleAction};
+use aws_sdk_ec2::types::{Filter, IcmpTypeCode, NetworkAclEntry, PortRange, ResourceType, RuleAction};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -36,7 +36,12 @@ struct Entry {
     from_port: Option<i32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     to_port: Option<i32>,
-    cidr: String,
+    /// An IPv4 block. The spec only has these; a live IPv6 entry has `ipv6_cidr` instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    cidr: Option<String>,
+    /// An IPv6 block, which only an entry added out of band has: it shows as drift and is deleted by number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ipv6_cidr: Option<String>,
     action: String,
 }
 
@@ -48,6 +53,29 @@ fn desired_entry(rule: &NaclRule) -> Value {
     }
     v["cidr"] = json!(rule.cidr.to_string());
     v["action"] = json!(if rule.allow { "allow" } else { "deny" });
+    v
+}
+
+/// A live entry in the desired entries' shape. An IPv4 entry has `cidr`, an IPv6 one `ipv6_cidr` (AWS sets exactly
+/// one of the two), so an IPv6 entry added out of band never passes for an IPv4 one.
+fn live_entry(e: &NetworkAclEntry) -> Value {
+    let raw = e.protocol().unwrap_or("-1");
+    let protocol = Protocol::from_aws(raw);
+    let mut v = json!({
+        "rule": e.rule_number(),
+        "protocol": protocol.map_or(raw, |p| p.as_str()),
+    });
+    if protocol.is_some_and(Protocol::has_ports)
+        && let Some(p) = e.port_range()
+    {
+        v["from_port"] = json!(p.from());
+        v["to_port"] = json!(p.to());
+    }
+    match (e.cidr_block(), e.ipv6_cidr_block()) {
+        (None, Some(v6)) => v["ipv6_cidr"] = json!(v6),
+        (v4, _) => v["cidr"] = json!(v4.unwrap_or_default()),
+    }
+    v["action"] = json!(e.rule_action().map(|a| a.as_str()).unwrap_or_default());
     v
 }
 
@@ -100,23 +128,7 @@ impl Kind for NetworkAcl {
                         .iter()
                         // Rules 32767 (and 32768 for IPv6) are the deny-alls AWS adds to every ACL; they cannot change.
                         .filter(|e| e.egress() == Some(egress) && e.rule_number().is_some_and(|n| n < 32767))
-                        .map(|e| {
-                            let raw = e.protocol().unwrap_or("-1");
-                            let protocol = Protocol::from_aws(raw);
-                            let mut v = json!({
-                                "rule": e.rule_number(),
-                                "protocol": protocol.map_or(raw, |p| p.as_str()),
-                            });
-                            if protocol.is_some_and(Protocol::has_ports)
-                                && let Some(p) = e.port_range()
-                            {
-                                v["from_port"] = json!(p.from());
-                                v["to_port"] = json!(p.to());
-                            }
-                            v["cidr"] = json!(e.cidr_block().unwrap_or_default());
-                            v["action"] = json!(e.rule_action().map(|a| a.as_str()).unwrap_or_default());
-                            v
-                        })
+                        .map(live_entry)
                         .collect()
                 };
                 let subnets: Vec<Value> =
@@ -182,6 +194,9 @@ impl Kind for NetworkAcl {
     }
 }
 
+/// Makes one direction's entries `want`. New and changed entries go in first (a changed entry keeps its number and
+/// is replaced in place), stale numbers come out last: moving a `deny` from rule 90 to 80 never opens a window in
+/// which neither denies.
 async fn sync_entries(
     cloud: &Cloud,
     region: &str,
@@ -191,17 +206,6 @@ async fn sync_entries(
     have: &[Entry],
 ) -> Result<(), CloudError> {
     let ec2 = cloud.ec2(region)?;
-    for old in have.iter().filter(|h| !want.iter().any(|w| w.rule == h.rule)) {
-        let result = ec2
-            .delete_network_acl_entry()
-            .network_acl_id(acl)
-            .rule_number(old.rule)
-            .egress(egress)
-            .send()
-            .await
-            .call("DeleteNetworkAclEntry");
-        super::gone_ok(result)?;
-    }
     for new in want.iter().filter(|w| !have.contains(w)) {
         let protocol = Protocol::from_aws(&new.protocol).map_or(new.protocol.as_str(), |p| p.number());
         let action = if new.action == "allow" { RuleAction::Allow } else { RuleAction::Deny };
@@ -218,7 +222,8 @@ async fn sync_entries(
                 .egress(egress)
                 .protocol(protocol)
                 .rule_action(action)
-                .cidr_block(&new.cidr)
+                .set_cidr_block(new.cidr.clone())
+                .set_ipv6_cidr_block(new.ipv6_cidr.clone())
                 .set_port_range(ports)
                 .set_icmp_type_code(icmp)
                 .send()
@@ -231,13 +236,25 @@ async fn sync_entries(
                 .egress(egress)
                 .protocol(protocol)
                 .rule_action(action)
-                .cidr_block(&new.cidr)
+                .set_cidr_block(new.cidr.clone())
+                .set_ipv6_cidr_block(new.ipv6_cidr.clone())
                 .set_port_range(ports)
                 .set_icmp_type_code(icmp)
                 .send()
                 .await
                 .call("CreateNetworkAclEntry")?;
         }
+    }
+    for old in have.iter().filter(|h| !want.iter().any(|w| w.rule == h.rule)) {
+        let result = ec2
+            .delete_network_acl_entry()
+            .network_acl_id(acl)
+            .rule_number(old.rule)
+            .egress(egress)
+            .send()
+            .await
+            .call("DeleteNetworkAclEntry");
+        super::gone_ok(result)?;
     }
     Ok(())
 }
@@ -299,4 +316,44 @@ async fn sync_subnets(
             .call("ReplaceNetworkAclAssociation")?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_ec2::types::{NetworkAclEntry, PortRange, RuleAction};
+    use serde_json::json;
+
+    use super::{Entry, live_entry};
+
+    #[test]
+    fn an_ipv6_entry_reads_as_ipv6_cidr_and_never_as_an_empty_cidr() {
+        let v6 = NetworkAclEntry::builder()
+            .rule_number(210)
+            .egress(false)
+            .protocol("6")
+            .port_range(PortRange::builder().from(22).to(22).build())
+            .ipv6_cidr_block("::/0")
+            .rule_action(RuleAction::Allow)
+            .build();
+        let read = live_entry(&v6);
+        assert_eq!(
+            read,
+            json!({"rule": 210, "protocol": "tcp", "from_port": 22, "to_port": 22, "ipv6_cidr": "::/0", "action": "allow"})
+        );
+        // What the kind acts on: no IPv4 block, so a replace or create would send the IPv6 one.
+        let entry: Entry = serde_json::from_value(read).unwrap();
+        assert_eq!((entry.cidr, entry.ipv6_cidr.as_deref()), (None, Some("::/0")));
+    }
+
+    #[test]
+    fn an_ipv4_entry_reads_as_the_spec_writes_it() {
+        let v4 = NetworkAclEntry::builder()
+            .rule_number(100)
+            .egress(true)
+            .protocol("-1")
+            .cidr_block("0.0.0.0/0")
+            .rule_action(RuleAction::Deny)
+            .build();
+        assert_eq!(live_entry(&v4), json!({"rule": 100, "protocol": "all", "cidr": "0.0.0.0/0", "action": "deny"}));
+    }
 }

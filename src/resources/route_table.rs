@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use async_trait::async_trait;
-use aws_sdk_ec2::types::{Filter, ResourceType};
+use aws_sdk_ec2::types::{Filter, ResourceType, Route};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -19,17 +19,92 @@ pub struct RouteTable;
 
 #[derive(Deserialize)]
 struct Attrs {
-    #[allow(dead_code)] // Read for completeness; the VPC is fixed at creation.
     vpc: String,
     routes: Vec<RouteAttrs>,
     subnets: Vec<String>,
     tags: BTreeMap<String, String>,
 }
 
-#[derive(Deserialize, PartialEq)]
+#[derive(Debug, Deserialize, PartialEq)]
 struct RouteAttrs {
+    /// An IPv4 CIDR, an IPv6 CIDR or a prefix list id (`pl-...`): see [`Destination`].
     destination: String,
-    target: String,
+    /// The target's id; `None` only for a live route whose target AWS no longer reports.
+    #[serde(default)]
+    target: Option<String>,
+}
+
+/// The three kinds of route destination, each named by its own field in CreateRoute/ReplaceRoute/DeleteRoute.
+#[derive(Debug, PartialEq)]
+enum Destination<'a> {
+    Ipv4(&'a str),
+    Ipv6(&'a str),
+    PrefixList(&'a str),
+}
+
+impl<'a> Destination<'a> {
+    fn of(destination: &'a str) -> Destination<'a> {
+        if destination.starts_with("pl-") {
+            Destination::PrefixList(destination)
+        } else if destination.contains(':') {
+            Destination::Ipv6(destination)
+        } else {
+            Destination::Ipv4(destination)
+        }
+    }
+
+    fn ipv4(&self) -> Option<String> {
+        matches!(self, Destination::Ipv4(_)).then(|| self.as_str().to_string())
+    }
+
+    fn ipv6(&self) -> Option<String> {
+        matches!(self, Destination::Ipv6(_)).then(|| self.as_str().to_string())
+    }
+
+    fn prefix_list(&self) -> Option<String> {
+        matches!(self, Destination::PrefixList(_)).then(|| self.as_str().to_string())
+    }
+
+    fn as_str(&self) -> &'a str {
+        match self {
+            Destination::Ipv4(d) | Destination::Ipv6(d) | Destination::PrefixList(d) => d,
+        }
+    }
+}
+
+/// One live route as `{"destination": ..., "target": ...}`, the shape desired routes have; `None` for the routes
+/// that are not the stack's to manage: the VPC's `local` routes (IPv4 and IPv6), propagated routes, and the
+/// routes a gateway VPC endpoint keeps in the tables it is associated with.
+///
+/// Every other route is reported, whatever its destination or target, so that one added out of band shows as
+/// drift and is removed: a route this read skipped would be invisible to the plan and live on for ever.
+fn live_route(r: &Route) -> Option<Value> {
+    // The VPC's local routes are AWS's, not ours; propagated routes belong to the VPN gateway (or route server).
+    if r.gateway_id() == Some("local") || r.origin().is_some_and(|o| o.as_str() != "CreateRoute") {
+        return None;
+    }
+    // A gateway endpoint (S3, DynamoDB) routes its service's prefix list to itself. The endpoint owns that route:
+    // DeleteRoute refuses it, and it goes when the endpoint is disassociated from the table.
+    if r.destination_prefix_list_id().is_some() && r.gateway_id().is_some_and(|g| g.starts_with("vpce-")) {
+        return None;
+    }
+    let destination = r.destination_cidr_block().or(r.destination_ipv6_cidr_block()).or(r.destination_prefix_list_id());
+    // An instance target also reports the instance's network interface: name the instance.
+    let target = r
+        .gateway_id()
+        .or(r.nat_gateway_id())
+        .or(r.transit_gateway_id())
+        .or(r.vpc_peering_connection_id())
+        .or(r.egress_only_internet_gateway_id())
+        .or(r.carrier_gateway_id())
+        .or(r.local_gateway_id())
+        .or(r.instance_id())
+        .or(r.network_interface_id())
+        .or(r.core_network_arn())
+        .or(r.odb_network_arn());
+    // A target id the stack owns becomes a reference in the planner (`id_ref`); a route with no target AWS
+    // reports still shows (with a null target) rather than vanishing from the plan.
+    Some(json!({ "destination": destination?, "target": id_ref(target) }))
 }
 
 #[async_trait]
@@ -86,22 +161,7 @@ impl Kind for RouteTable {
         Ok(tables
             .iter()
             .filter_map(|t| {
-                let routes: Vec<Value> = t
-                    .routes()
-                    .iter()
-                    // The VPC's local route is AWS's, not ours; propagated routes belong to the VPN gateway.
-                    .filter(|r| r.gateway_id() != Some("local"))
-                    .filter(|r| r.origin().is_none_or(|o| o.as_str() == "CreateRoute"))
-                    .filter_map(|r| {
-                        let target = r
-                            .gateway_id()
-                            .or(r.nat_gateway_id())
-                            .or(r.transit_gateway_id())
-                            .or(r.vpc_peering_connection_id())
-                            .or(r.network_interface_id())?;
-                        Some(json!({ "destination": r.destination_cidr_block()?, "target": id_ref(Some(target)) }))
-                    })
-                    .collect();
+                let routes: Vec<Value> = t.routes().iter().filter_map(live_route).collect();
                 let subnets: Vec<Value> =
                     t.associations().iter().filter_map(|a| a.subnet_id()).map(|s| id_ref(Some(s))).collect();
                 let attrs =
@@ -155,6 +215,8 @@ impl Kind for RouteTable {
     }
 }
 
+/// Makes the table's routes `want`. New and retargeted routes go in before stale ones come out, so traffic moving
+/// from one destination to another always has a route.
 async fn sync_routes(
     cloud: &Cloud,
     region: &str,
@@ -163,36 +225,47 @@ async fn sync_routes(
     have: &[RouteAttrs],
 ) -> Result<(), CloudError> {
     let ec2 = cloud.ec2(region)?;
-    for old in have.iter().filter(|h| !want.iter().any(|w| w.destination == h.destination)) {
-        let result = ec2
-            .delete_route()
-            .route_table_id(table)
-            .destination_cidr_block(&old.destination)
-            .send()
-            .await
-            .call("DeleteRoute");
-        super::gone_ok(result)?;
-    }
     for new in want.iter().filter(|w| !have.contains(w)) {
-        let retarget = have.iter().any(|h| h.destination == new.destination);
+        let destination = Destination::of(&new.destination);
         // Only internet gateways are route targets so far; `gateway_id` also covers virtual private gateways.
-        if retarget {
+        let target = new
+            .target
+            .as_deref()
+            .ok_or_else(|| CloudError::internal(format!("route to {}: no target", new.destination)))?;
+        if have.iter().any(|h| h.destination == new.destination) {
             ec2.replace_route()
                 .route_table_id(table)
-                .destination_cidr_block(&new.destination)
-                .gateway_id(&new.target)
+                .set_destination_cidr_block(destination.ipv4())
+                .set_destination_ipv6_cidr_block(destination.ipv6())
+                .set_destination_prefix_list_id(destination.prefix_list())
+                .gateway_id(target)
                 .send()
                 .await
                 .call("ReplaceRoute")?;
         } else {
             ec2.create_route()
                 .route_table_id(table)
-                .destination_cidr_block(&new.destination)
-                .gateway_id(&new.target)
+                .set_destination_cidr_block(destination.ipv4())
+                .set_destination_ipv6_cidr_block(destination.ipv6())
+                .set_destination_prefix_list_id(destination.prefix_list())
+                .gateway_id(target)
                 .send()
                 .await
                 .call("CreateRoute")?;
         }
+    }
+    for old in have.iter().filter(|h| !want.iter().any(|w| w.destination == h.destination)) {
+        let destination = Destination::of(&old.destination);
+        let result = ec2
+            .delete_route()
+            .route_table_id(table)
+            .set_destination_cidr_block(destination.ipv4())
+            .set_destination_ipv6_cidr_block(destination.ipv6())
+            .set_destination_prefix_list_id(destination.prefix_list())
+            .send()
+            .await
+            .call("DeleteRoute");
+        super::gone_ok(result)?;
     }
     Ok(())
 }
@@ -259,4 +332,116 @@ async fn sync_subnets(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_ec2::types::{Route, RouteOrigin};
+    use serde_json::json;
+
+    use super::{Destination, live_route};
+
+    fn created() -> aws_sdk_ec2::types::builders::RouteBuilder {
+        Route::builder().origin(RouteOrigin::CreateRoute)
+    }
+
+    #[test]
+    fn every_created_route_is_read_whatever_its_destination_or_target() {
+        let cases = [
+            (
+                created().destination_cidr_block("0.0.0.0/0").gateway_id("igw-1").build(),
+                "0.0.0.0/0",
+                json!({"id": "igw-1"}),
+            ),
+            (created().destination_ipv6_cidr_block("::/0").gateway_id("igw-1").build(), "::/0", json!({"id": "igw-1"})),
+            (
+                created().destination_ipv6_cidr_block("::/0").egress_only_internet_gateway_id("eigw-1").build(),
+                "::/0",
+                json!({"id": "eigw-1"}),
+            ),
+            (
+                created().destination_prefix_list_id("pl-1").transit_gateway_id("tgw-1").build(),
+                "pl-1",
+                json!({"id": "tgw-1"}),
+            ),
+            (
+                created().destination_cidr_block("10.1.0.0/16").carrier_gateway_id("cagw-1").build(),
+                "10.1.0.0/16",
+                json!({"id": "cagw-1"}),
+            ),
+            (
+                created().destination_cidr_block("10.2.0.0/16").local_gateway_id("lgw-1").build(),
+                "10.2.0.0/16",
+                json!({"id": "lgw-1"}),
+            ),
+            // An instance target also reports its interface: the instance is named.
+            (
+                created()
+                    .destination_cidr_block("10.3.0.0/16")
+                    .instance_id("i-1")
+                    .network_interface_id("eni-1")
+                    .build(),
+                "10.3.0.0/16",
+                json!({"id": "i-1"}),
+            ),
+            (
+                created()
+                    .destination_cidr_block("10.4.0.0/16")
+                    .core_network_arn("arn:aws:networkmanager::1:core-network/c")
+                    .build(),
+                "10.4.0.0/16",
+                json!({"id": "arn:aws:networkmanager::1:core-network/c"}),
+            ),
+            // A route whose target AWS no longer names still shows, so it can be removed.
+            (created().destination_cidr_block("10.5.0.0/16").build(), "10.5.0.0/16", json!(null)),
+            // Routes from older API versions carry no origin.
+            (
+                Route::builder().destination_cidr_block("10.6.0.0/16").gateway_id("igw-1").build(),
+                "10.6.0.0/16",
+                json!({"id": "igw-1"}),
+            ),
+        ];
+        for (route, destination, target) in cases {
+            assert_eq!(live_route(&route), Some(json!({"destination": destination, "target": target})), "{route:?}");
+        }
+    }
+
+    #[test]
+    fn local_propagated_and_endpoint_routes_are_not_the_stacks() {
+        let ignored = [
+            Route::builder()
+                .destination_cidr_block("10.0.0.0/16")
+                .gateway_id("local")
+                .origin(RouteOrigin::CreateRouteTable)
+                .build(),
+            Route::builder()
+                .destination_ipv6_cidr_block("2600:1f18::/56")
+                .gateway_id("local")
+                .origin(RouteOrigin::CreateRouteTable)
+                .build(),
+            Route::builder()
+                .destination_cidr_block("192.168.0.0/16")
+                .gateway_id("vgw-1")
+                .origin(RouteOrigin::EnableVgwRoutePropagation)
+                .build(),
+            created().destination_prefix_list_id("pl-63a5400a").gateway_id("vpce-1").build(),
+        ];
+        for route in ignored {
+            assert_eq!(live_route(&route), None, "{route:?}");
+        }
+    }
+
+    #[test]
+    fn a_destination_is_sent_in_the_field_of_its_kind() {
+        assert_eq!(Destination::of("0.0.0.0/0"), Destination::Ipv4("0.0.0.0/0"));
+        assert_eq!(Destination::of("::/0"), Destination::Ipv6("::/0"));
+        assert_eq!(Destination::of("2600:1f18:abcd::/64"), Destination::Ipv6("2600:1f18:abcd::/64"));
+        assert_eq!(Destination::of("pl-63a5400a"), Destination::PrefixList("pl-63a5400a"));
+        let v6 = Destination::of("::/0");
+        assert_eq!((v6.ipv4(), v6.ipv6(), v6.prefix_list()), (None, Some("::/0".to_string()), None));
+        let pl = Destination::of("pl-1");
+        assert_eq!((pl.ipv4(), pl.ipv6(), pl.prefix_list()), (None, None, Some("pl-1".to_string())));
+        let v4 = Destination::of("10.0.0.0/8");
+        assert_eq!((v4.ipv4(), v4.ipv6(), v4.prefix_list()), (Some("10.0.0.0/8".to_string()), None, None));
+    }
 }
