@@ -319,9 +319,20 @@ async fn run(
             Ok(None)
         }
         Phase::Delete => {
-            retrying(policy.dependency, policy.interval, CloudError::is_dependency_violation, || k.delete(cloud, &op))
-                .await?;
-            Ok(None)
+            let deleted =
+                retrying(policy.dependency, policy.interval, CloudError::is_dependency_violation, || k.delete(cloud, &op))
+                    .await;
+            match deleted {
+                Err(mut e) if e.is_dependency_violation() => {
+                    if let Some(what) = k.blockers(cloud, &op).await {
+                        e.message.push_str(&format!(
+                            " Still in use by: {what}. Delete or detach those, then run again."
+                        ));
+                    }
+                    Err(e)
+                }
+                other => other.map(|_| None),
+            }
         }
     }
 }

@@ -8,6 +8,7 @@
 //! - before calling a kind to act, the engine resolves both forms to plain id strings, so kinds deserialize their
 //!   attributes into typed structs and never deal with addresses.
 
+mod ec2_enis;
 mod ec2_tags;
 pub mod internet_gateway;
 pub mod network_acl;
@@ -264,6 +265,11 @@ pub trait Kind: Send + Sync {
 
     /// Deletes the resource; "already gone" counts as success.
     async fn delete(&self, cloud: &Cloud, op: &Op<'_>) -> Result<(), CloudError>;
+
+    /// After a delete gave up on a dependency: what still holds the resource, for the error message.
+    async fn blockers(&self, _cloud: &Cloud, _op: &Op<'_>) -> Option<String> {
+        None
+    }
 }
 
 /// Every desired resource of the stack, across all kinds.

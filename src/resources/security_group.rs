@@ -104,6 +104,10 @@ impl Kind for SecurityGroup {
         let result = cloud.ec2(op.region)?.delete_security_group().group_id(op.id()?).send().await;
         super::gone_ok(result.call("DeleteSecurityGroup"))
     }
+
+    async fn blockers(&self, cloud: &Cloud, op: &Op<'_>) -> Option<String> {
+        super::ec2_enis::network_interfaces(cloud, op.region, "group-id", op.id.unwrap_or_default()).await
+    }
 }
 
 /// Every group the stack owns in `region`, rules included (shared with `security_group_rules`).

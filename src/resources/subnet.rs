@@ -139,6 +139,10 @@ impl Kind for Subnet {
         let result = cloud.ec2(op.region)?.delete_subnet().subnet_id(op.id()?).send().await;
         super::gone_ok(result.call("DeleteSubnet"))
     }
+
+    async fn blockers(&self, cloud: &Cloud, op: &Op<'_>) -> Option<String> {
+        super::ec2_enis::network_interfaces(cloud, op.region, "subnet-id", op.id.unwrap_or_default()).await
+    }
 }
 
 async fn set_map_public_ip(cloud: &Cloud, region: &str, id: &str, on: bool) -> Result<(), CloudError> {

@@ -124,6 +124,10 @@ impl Kind for Vpc {
         let result = cloud.ec2(op.region)?.delete_vpc().vpc_id(op.id()?).send().await.call("DeleteVpc");
         super::gone_ok(result)
     }
+
+    async fn blockers(&self, cloud: &Cloud, op: &Op<'_>) -> Option<String> {
+        super::ec2_enis::network_interfaces(cloud, op.region, "vpc-id", op.id.unwrap_or_default()).await
+    }
 }
 
 async fn set_dns_hostnames(cloud: &Cloud, region: &str, id: &str, on: bool) -> Result<(), CloudError> {
