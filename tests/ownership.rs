@@ -39,3 +39,35 @@ async fn a_resource_with_the_stack_tag_but_no_address_is_planned_for_deletion_an
     assert!(left.route_tables().is_empty(), "destroy removes the stray table too");
     assert!(ec2.describe_vpcs().filters(owned(&stack.name)).send().await.unwrap().vpcs().is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tags_left_to_other_tools_are_neither_diffed_nor_removed() {
+    let mut stack = TestStack::new("ignoretags");
+    stack.apply();
+    let ec2 = ec2().await;
+    let vpc = ec2.describe_vpcs().filters(owned(&stack.name)).send().await.unwrap();
+    let vpc_id = vpc.vpcs()[0].vpc_id().unwrap().to_string();
+    // An auto-tagger adds its tags.
+    ec2.create_tags()
+        .resources(&vpc_id)
+        .tags(Tag::builder().key("CreatedBy").value("arn:aws:iam::123:user/alice").build())
+        .tags(Tag::builder().key("cost:center").value("42").build())
+        .send()
+        .await
+        .unwrap();
+    let drift = stack.run(&["plan", "--detailed-exitcode"]);
+    assert_eq!(drift.code, 2, "by default the stack owns the whole tag set:\n{drift}");
+    assert!(drift.stdout.contains("- CreatedBy"), "{drift}");
+
+    stack.edit("region = \"us-east-1\"\n", "region = \"us-east-1\"\nignore_tags = [\"CreatedBy\", \"cost:*\"]\n");
+    let quiet = stack.run(&["plan", "--detailed-exitcode"]);
+    assert_eq!(quiet.code, 0, "ignored tags are not drift:\n{quiet}");
+    // A real change elsewhere on the same resource leaves the ignored tags alone.
+    stack.edit("environment = \"demo\"", "environment = \"prod\"");
+    stack.apply();
+    let tags = ec2.describe_vpcs().vpc_ids(&vpc_id).send().await.unwrap().vpcs()[0].tags().to_vec();
+    let has = |k: &str, v: &str| tags.iter().any(|t| t.key() == Some(k) && t.value() == Some(v));
+    assert!(has("CreatedBy", "arn:aws:iam::123:user/alice") && has("cost:center", "42"), "{tags:?}");
+    assert!(has("environment", "prod"), "{tags:?}");
+    stack.destroy();
+}

@@ -289,7 +289,9 @@ async fn run(
     let k = kind(change.address.kind())
         .ok_or_else(|| CloudError::internal(format!("no resource kind for {}", change.address)))?;
     let desired = match (&change.desired, node.phase) {
-        (Some(d), Phase::Create | Phase::Update) => Some(resolve_desired(&d.attrs, &ids.lock().unwrap_or_else(|e| e.into_inner()))?),
+        (Some(d), Phase::Create | Phase::Update) => {
+            Some(resolve_desired(&d.attrs, &ids.lock().unwrap_or_else(|e| e.into_inner()))?)
+        }
         _ => None,
     };
     let live = change.live.as_ref().map(|l| resolve_live(&l.attrs));
@@ -319,15 +321,15 @@ async fn run(
             Ok(None)
         }
         Phase::Delete => {
-            let deleted =
-                retrying(policy.dependency, policy.interval, CloudError::is_dependency_violation, || k.delete(cloud, &op))
-                    .await;
+            let deleted = retrying(policy.dependency, policy.interval, CloudError::is_dependency_violation, || {
+                k.delete(cloud, &op)
+            })
+            .await;
             match deleted {
                 Err(mut e) if e.is_dependency_violation() => {
                     if let Some(what) = k.blockers(cloud, &op).await {
-                        e.message.push_str(&format!(
-                            " Still in use by: {what}. Delete or detach those, then run again."
-                        ));
+                        e.message
+                            .push_str(&format!(" Still in use by: {what}. Delete or detach those, then run again."));
                     }
                     Err(e)
                 }
@@ -350,7 +352,8 @@ async fn create_or_finish(
         return k.create(cloud, op).await;
     }
     let existing = k.read(cloud, op.region).await?.into_iter().find(|l| &l.address == op.address);
-    let Some(live) = existing else { return k.create(cloud, op).await };
+    let Some(mut live) = existing else { return k.create(cloud, op).await };
+    crate::plan::read::forget_ignored_tags(cloud, &mut live);
     let changed: Vec<String> = op.desired.iter().flat_map(|d| d.keys().cloned()).collect();
     let finish = Op {
         address: op.address,

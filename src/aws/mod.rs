@@ -110,6 +110,8 @@ pub struct Cloud {
     pub retry: RetryPolicy,
     /// The AWS account, once known (see [`whoami`]).
     pub account: Option<String>,
+    /// Tag keys other tools own (`[stack] ignore_tags`): live reads leave them out.
+    pub ignore_tags: Vec<String>,
 }
 
 impl Cloud {
@@ -119,7 +121,14 @@ impl Cloud {
         let mut all: Vec<String> = regions.to_vec();
         all.push(home.clone());
         let regions = all.into_iter().map(|r| (r.clone(), Clients::new(config, &r))).collect();
-        Cloud { stack: stack.to_string(), home, regions, retry: RetryPolicy::default(), account: None }
+        Cloud {
+            stack: stack.to_string(),
+            home,
+            regions,
+            retry: RetryPolicy::default(),
+            account: None,
+            ignore_tags: Vec::new(),
+        }
     }
 
     /// Built from ready clients (tests hand in mocked ones).
@@ -130,6 +139,7 @@ impl Cloud {
             regions: BTreeMap::from([(region.to_string(), clients)]),
             retry,
             account: None,
+            ignore_tags: Vec::new(),
         }
     }
 

@@ -149,6 +149,7 @@ async fn connect(settings: &Settings, file: &std::path::Path) -> Result<(Stack, 
         }
     }
     let mut cloud = Cloud::new(&stack.name, &config, &regions);
+    cloud.ignore_tags = stack.ignore_tags.clone();
     let endpoint = config.endpoint_url().map_or_else(|| "the AWS endpoints".to_string(), str::to_string);
     cloud.account = Some(aws::whoami(&config).await.map_err(|source| Error::Connect { endpoint, source })?);
     Ok((stack, cloud))

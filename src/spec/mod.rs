@@ -21,6 +21,8 @@ pub struct Stack {
     pub region: String,
     /// Extra tags put on every resource besides the ownership tags.
     pub tags: BTreeMap<String, String>,
+    /// Tag keys (or `prefix*` patterns) left to other tools: ignored in diffs, never removed.
+    pub ignore_tags: Vec<String>,
     pub network: Network,
     pub security_groups: Vec<SecurityGroup>,
     pub network_acls: Vec<NetworkAcl>,
@@ -227,3 +229,11 @@ pub fn load(path: &Path, region: &RegionChoice) -> Result<Stack, SpecError> {
 
 #[cfg(test)]
 mod tests;
+
+/// Whether `key` matches one of `patterns` (exact keys, or prefixes written `prefix*`).
+pub fn tag_ignored(patterns: &[String], key: &str) -> bool {
+    patterns.iter().any(|p| match p.strip_suffix('*') {
+        Some(prefix) => key.starts_with(prefix),
+        None => key == p,
+    })
+}

@@ -28,6 +28,9 @@ pub struct RawStack {
     pub region: Option<Spanned<String>>,
     #[serde(default)]
     pub tags: BTreeMap<Spanned<String>, Spanned<String>>,
+    /// Tag keys other tools manage (`"CreatedBy"`, or a prefix `"cost:*"`): never diffed, never removed.
+    #[serde(default)]
+    pub ignore_tags: Vec<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

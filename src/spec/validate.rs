@@ -201,6 +201,7 @@ impl Checker<'_> {
         let name = self.stack_name(&raw_stack.name);
         let region = self.choose_region(raw_stack.region.as_ref(), choice, stack_span);
         let tags = self.tags(&raw_stack.tags);
+        let ignore_tags = self.ignore_tags(&raw_stack.ignore_tags, &tags);
 
         let group_names: BTreeSet<String> = raw.security_groups.keys().map(|k| k.get_ref().clone()).collect();
         let network = self.network(raw.network, region.as_deref());
@@ -215,7 +216,7 @@ impl Checker<'_> {
             .map(|(k, v)| self.network_acl(k, v.into_inner(), &mut nacl_tiers))
             .collect();
         network_acls.sort_by(|a, b| a.name.cmp(&b.name));
-        Stack { name, region: region.unwrap_or_default(), tags, network, security_groups, network_acls }
+        Stack { name, region: region.unwrap_or_default(), tags, ignore_tags, network, security_groups, network_acls }
     }
 
     /// `--region` beats the file, which beats AWS_REGION / the profile. `None` when there is no usable region
@@ -265,6 +266,30 @@ impl Checker<'_> {
                 None
             }
         }
+    }
+
+    /// Tag keys another tool owns. webscale's own keys cannot be given away: ownership depends on them.
+    fn ignore_tags(&mut self, raw: &[Spanned<String>], tags: &BTreeMap<String, String>) -> Vec<String> {
+        let mut out = Vec::new();
+        for (i, p) in raw.iter().enumerate() {
+            let pattern = p.get_ref();
+            let field = format!("stack.ignore_tags[{i}]");
+            let prefix = pattern.strip_suffix('*').unwrap_or(pattern);
+            if prefix.is_empty() || prefix.contains('*') {
+                self.err(
+                    p.span(),
+                    field,
+                    format!("{pattern:?} is not a tag key or a prefix ending in one `*` (\"CreatedBy\", \"cost:*\")"),
+                );
+            } else if ["Name", "webscale:stack", "webscale:address"].iter().any(|k| spec_tag_ignored(pattern, k)) {
+                self.err(p.span(), field, format!("{pattern:?} would ignore a tag webscale sets (Name, webscale:*); it cannot be left to another tool"));
+            } else if let Some(k) = tags.keys().find(|k| spec_tag_ignored(pattern, k)) {
+                self.err(p.span(), field, format!("{pattern:?} ignores {k:?}, which [stack.tags] sets; a tag is either webscale's or another tool's"));
+            } else {
+                out.push(pattern.clone());
+            }
+        }
+        out
     }
 
     fn tags(&mut self, raw: &BTreeMap<Spanned<String>, Spanned<String>>) -> BTreeMap<String, String> {
@@ -535,7 +560,11 @@ impl Checker<'_> {
                 .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || (allow_hyphen && c == '-'));
         if ok && n.starts_with(crate::resources::STRAY) {
             // Reserved for resources that carry the stack tag but lost their address tag (see resources::stray).
-            self.err(name.span(), field, format!("{n:?}: names starting with {:?} are reserved", crate::resources::STRAY));
+            self.err(
+                name.span(),
+                field,
+                format!("{n:?}: names starting with {:?} are reserved", crate::resources::STRAY),
+            );
         } else if !ok {
             self.err(
                 name.span(),
@@ -852,4 +881,8 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let line = before.matches('\n').count() + 1;
     let line_start = before.rfind('\n').map_or(0, |i| i + 1);
     (line, before[line_start..].chars().count() + 1)
+}
+
+fn spec_tag_ignored(pattern: &str, key: &str) -> bool {
+    super::tag_ignored(&[pattern.to_string()], key)
 }
