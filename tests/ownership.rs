@@ -71,3 +71,29 @@ async fn tags_left_to_other_tools_are_neither_diffed_nor_removed() {
     assert!(has("environment", "prod"), "{tags:?}");
     stack.destroy();
 }
+
+#[test]
+fn a_plan_in_the_wrong_region_warns_that_the_stack_lives_elsewhere() {
+    let mut stack = TestStack::new("region");
+    let text = std::fs::read_to_string(&stack.spec)
+        .unwrap()
+        .replace("availability_zone = \"us-east-1a\"", "availability_zone = \"a\"")
+        .replace("availability_zone = \"us-east-1b\"", "availability_zone = \"b\"");
+    stack.write(&text);
+    stack.apply();
+    let elsewhere = stack.run(&["plan", "--region", "us-west-2"]).success();
+    assert!(elsewhere.stdout.contains("Plan: 16 to add"), "{elsewhere}");
+    assert!(
+        elsewhere
+            .stderr
+            .contains(&format!("warning: stack {} has nothing in us-west-2 but exists in us-east-1", stack.name)),
+        "{elsewhere}"
+    );
+    let nothing = stack.run(&["destroy", "--auto-approve", "--region", "us-west-2"]).success();
+    assert!(nothing.stdout.contains("No changes."), "{nothing}");
+    assert!(nothing.stderr.contains("exists in us-east-1"), "{nothing}");
+    // In its own region there is nothing to warn about.
+    let home = stack.run(&["plan"]).success();
+    assert!(!home.stderr.contains("warning"), "{home}");
+    stack.destroy();
+}

@@ -112,6 +112,8 @@ pub struct Cloud {
     pub account: Option<String>,
     /// Tag keys other tools own (`[stack] ignore_tags`): live reads leave them out.
     pub ignore_tags: Vec<String>,
+    /// The shared config, to reach regions beyond the stack's own (absent for hand-built clients).
+    config: Option<SdkConfig>,
 }
 
 impl Cloud {
@@ -128,6 +130,7 @@ impl Cloud {
             retry: RetryPolicy::default(),
             account: None,
             ignore_tags: Vec::new(),
+            config: Some(config.clone()),
         }
     }
 
@@ -140,6 +143,7 @@ impl Cloud {
             retry,
             account: None,
             ignore_tags: Vec::new(),
+            config: None,
         }
     }
 
@@ -163,6 +167,37 @@ impl Cloud {
 
     pub fn ec2(&self, region: &str) -> Result<&aws_sdk_ec2::Client, CloudError> {
         Ok(&self.clients(region)?.ec2)
+    }
+
+    /// Other regions where this stack already has a VPC (every stack has one). Asked only when a plan would
+    /// build the whole stack anew, or finds nothing to destroy: the sign of a region mix-up (a different
+    /// AWS_REGION in CI) that would otherwise build a second copy, or leave the first one behind. Best effort:
+    /// regions that cannot be asked are skipped.
+    pub async fn stack_elsewhere(&self) -> Vec<String> {
+        let Some(config) = &self.config else { return Vec::new() };
+        let Ok(ec2) = self.ec2(&self.home) else { return Vec::new() };
+        let regions = match ec2.describe_regions().send().await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::debug!(error = %crate::aws::cause_chain(&e), "cannot list regions");
+                return Vec::new();
+            }
+        };
+        tracing::debug!(regions = regions.regions().len(), "looking for the stack in other regions");
+        let probes =
+            regions.regions().iter().filter_map(|r| r.region_name()).filter(|r| !self.regions.contains_key(*r)).map(
+                |region| async move {
+                    let ec2 = Clients::new(config, region).ec2;
+                    let found = ec2.describe_vpcs().filters(
+                        aws_sdk_ec2::types::Filter::builder().name("tag:webscale:stack").values(&self.stack).build(),
+                    );
+                    let found = found.send().await.map(|o| !o.vpcs().is_empty()).unwrap_or(false);
+                    found.then(|| region.to_string())
+                },
+            );
+        let mut found: Vec<String> = futures::future::join_all(probes).await.into_iter().flatten().collect();
+        found.sort();
+        found
     }
 
     /// Runs `f` again while AWS does not yet see something created a moment ago (`*.NotFound`), within the

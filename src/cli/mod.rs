@@ -125,6 +125,7 @@ pub async fn run(cli: Cli, ui: Ui) -> Result<ExitCode, Error> {
         Command::Plan(args) => {
             let (stack, cloud) = connect(&settings, &args.file.file).await?;
             let plan = plan::build(&cloud, &stack, plan::Mode::Apply).await?;
+            warn_if_elsewhere(&cloud, &plan, ui).await;
             ui.plan(&plan);
             Ok(if args.detailed_exitcode && plan.has_changes() { ExitCode::from(2) } else { ExitCode::SUCCESS })
         }
@@ -162,6 +163,7 @@ async fn execute(settings: &Settings, args: &ApplyArgs, mode: plan::Mode, ui: Ui
     };
     let (stack, cloud) = connect(settings, &args.file.file).await?;
     let plan: Plan = plan::build(&cloud, &stack, mode).await?;
+    warn_if_elsewhere(&cloud, &plan, ui).await;
     ui.plan_event(&plan);
     if !plan.has_changes() {
         ui.report(&plan, &apply::Report::default(), verb);
@@ -199,4 +201,23 @@ async fn execute(settings: &Settings, args: &ApplyArgs, mode: plan::Mode, ui: Ui
     let report = apply::apply(&cloud, &plan, &options, &ui).await?;
     ui.report(&plan, &report, verb);
     if report.failed() { Err(Error::Incomplete(verb)) } else { Ok(ExitCode::SUCCESS) }
+}
+
+/// A plan that builds everything anew (or destroys nothing) in one region while the stack lives in another is
+/// almost always a region mix-up; say so before anyone approves it.
+async fn warn_if_elsewhere(cloud: &Cloud, plan: &Plan, ui: Ui) {
+    let s = &plan.summary;
+    let nothing_here = s.change + s.replace + s.destroy + s.unchanged == 0;
+    if !nothing_here {
+        return;
+    }
+    let elsewhere = cloud.stack_elsewhere().await;
+    if !elsewhere.is_empty() {
+        ui.warn(&format!(
+            "stack {} has nothing in {} but exists in {}. If that is the stack you mean, use --region (or AWS_REGION, or [stack] region).",
+            plan.stack,
+            plan.region,
+            elsewhere.join(", ")
+        ));
+    }
 }

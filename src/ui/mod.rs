@@ -45,6 +45,11 @@ impl Ui {
         self.err(&format!("{prefix}: {error}"));
     }
 
+    pub fn warn(&self, message: &str) {
+        let prefix = if self.color { "\x1b[1;33mwarning\x1b[0m" } else { "warning" };
+        self.err(&format!("{prefix}: {message}"));
+    }
+
     pub fn plan(&self, plan: &Plan) {
         if self.json {
             self.out(&serde_json::to_string_pretty(plan).unwrap_or_default());
