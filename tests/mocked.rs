@@ -1246,12 +1246,8 @@ impl World {
         op::describe_network_interfaces::DescribeNetworkInterfacesOutput,
         op::describe_network_interfaces::DescribeNetworkInterfacesError,
     > {
-        let groups: Vec<String> = req
-            .filters()
-            .iter()
-            .filter(|f| f.name() == Some("group-id"))
-            .flat_map(|f| f.values().to_vec())
-            .collect();
+        let groups: Vec<String> =
+            req.filters().iter().filter(|f| f.name() == Some("group-id")).flat_map(|f| f.values().to_vec()).collect();
         let enis = groups
             .iter()
             .filter(|g| self.draining.get(*g).is_some_and(|n| *n > 0))

@@ -866,17 +866,25 @@ fn more_tags_than_aws_allows_per_resource_are_rejected() {
 
 #[test]
 fn ignore_tags_takes_keys_and_prefixes_but_never_webscales_own_or_the_stacks() {
-    let stack = ok(&BASE.replacen("region = \"us-east-1\"\n", "region = \"us-east-1\"\nignore_tags = [\"CreatedBy\", \"cost:*\"]\n", 1));
+    let stack = ok(&BASE.replacen(
+        "region = \"us-east-1\"\n",
+        "region = \"us-east-1\"\nignore_tags = [\"CreatedBy\", \"cost:*\"]\n",
+        1,
+    ));
     assert_eq!(stack.ignore_tags, ["CreatedBy", "cost:*"]);
     assert!(crate::spec::tag_ignored(&stack.ignore_tags, "cost:center"));
     assert!(crate::spec::tag_ignored(&stack.ignore_tags, "CreatedBy"));
     assert!(!crate::spec::tag_ignored(&stack.ignore_tags, "CreatedByX"));
 
-    let d = one(&BASE.replacen("region = \"us-east-1\"\n", "region = \"us-east-1\"\nignore_tags = [\"webscale:*\"]\n", 1));
+    let d =
+        one(&BASE.replacen("region = \"us-east-1\"\n", "region = \"us-east-1\"\nignore_tags = [\"webscale:*\"]\n", 1));
     assert_eq!((d.field.as_str(), d.line), ("stack.ignore_tags[0]", 4));
     assert!(d.message.contains("tag webscale sets"), "{}", d.message);
 
-    let d = one(&format!("{}[stack.tags]\nteam = \"web\"\n", BASE.replacen("region = \"us-east-1\"\n", "region = \"us-east-1\"\nignore_tags = [\"t*\"]\n", 1)));
+    let d = one(&format!(
+        "{}[stack.tags]\nteam = \"web\"\n",
+        BASE.replacen("region = \"us-east-1\"\n", "region = \"us-east-1\"\nignore_tags = [\"t*\"]\n", 1)
+    ));
     assert_eq!(d.field, "stack.ignore_tags[0]");
     assert!(d.message.contains("\"team\""), "{}", d.message);
 
