@@ -24,6 +24,24 @@ pub fn desired_tags(stack: &Stack, address: &Address) -> BTreeMap<String, String
     tags
 }
 
+/// Everything of one EC2 kind the stack owns in a region: one tag-filtered describe, all pages.
+/// `describe_owned!(cloud, region, describe_vpcs, "DescribeVpcs")` -> `Result<Vec<Vpc>, CloudError>`.
+macro_rules! describe_owned {
+    ($cloud:expr, $region:expr, $op:ident, $name:literal) => {
+        $cloud
+            .ec2($region)?
+            .$op()
+            .filters($crate::resources::ec2_tags::owned_filter($cloud))
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<Result<Vec<_>, _>>()
+            .await
+            .call($name)
+    };
+}
+pub(crate) use describe_owned;
+
 /// The describe filter that selects what a stack owns.
 pub fn owned_filter(cloud: &Cloud) -> Filter {
     Filter::builder().name(format!("tag:{TAG_STACK}")).values(cloud.stack()).build()

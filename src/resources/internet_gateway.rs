@@ -7,7 +7,7 @@ use aws_sdk_ec2::types::ResourceType;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::ec2_tags::{self, desired_tags, id_ref, owned_filter, tag_spec};
+use super::ec2_tags::{self, describe_owned, desired_tags, id_ref, tag_spec};
 use super::{Address, Desired, Kind, Live, Op, reference};
 use crate::aws::{CallExt, Cloud, CloudError};
 use crate::spec::Stack;
@@ -47,16 +47,7 @@ impl Kind for InternetGateway {
     }
 
     async fn read(&self, cloud: &Cloud, region: &str) -> Result<Vec<Live>, CloudError> {
-        let igws: Vec<_> = cloud
-            .ec2(region)?
-            .describe_internet_gateways()
-            .filters(owned_filter(cloud))
-            .into_paginator()
-            .items()
-            .send()
-            .collect::<Result<_, _>>()
-            .await
-            .call("DescribeInternetGateways")?;
+        let igws = describe_owned!(cloud, region, describe_internet_gateways, "DescribeInternetGateways")?;
         Ok(igws
             .iter()
             .filter_map(|igw| {

@@ -12,7 +12,7 @@ use aws_sdk_ec2::types::{Filter, IcmpTypeCode, NetworkAclEntry, PortRange, Resou
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::ec2_tags::{self, desired_tags, id_ref, owned_filter, tag_spec};
+use super::ec2_tags::{self, describe_owned, desired_tags, id_ref, tag_spec};
 use super::{Address, Desired, Kind, Live, Op, reference};
 use crate::aws::{CallExt, Cloud, CloudError};
 use crate::spec::{NaclRule, Protocol, Stack};
@@ -110,16 +110,7 @@ impl Kind for NetworkAcl {
     }
 
     async fn read(&self, cloud: &Cloud, region: &str) -> Result<Vec<Live>, CloudError> {
-        let acls: Vec<_> = cloud
-            .ec2(region)?
-            .describe_network_acls()
-            .filters(owned_filter(cloud))
-            .into_paginator()
-            .items()
-            .send()
-            .collect::<Result<_, _>>()
-            .await
-            .call("DescribeNetworkAcls")?;
+        let acls = describe_owned!(cloud, region, describe_network_acls, "DescribeNetworkAcls")?;
         Ok(acls
             .iter()
             .filter_map(|acl| {

@@ -10,7 +10,7 @@ use aws_sdk_ec2::types::{Filter, ResourceType, Route};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::ec2_tags::{self, desired_tags, id_ref, owned_filter, tag_spec};
+use super::ec2_tags::{self, describe_owned, desired_tags, id_ref, tag_spec};
 use super::{Address, Desired, Kind, Live, Op, reference};
 use crate::aws::{CallExt, Cloud, CloudError};
 use crate::spec::{RouteTarget, Stack};
@@ -148,16 +148,7 @@ impl Kind for RouteTable {
     }
 
     async fn read(&self, cloud: &Cloud, region: &str) -> Result<Vec<Live>, CloudError> {
-        let tables: Vec<_> = cloud
-            .ec2(region)?
-            .describe_route_tables()
-            .filters(owned_filter(cloud))
-            .into_paginator()
-            .items()
-            .send()
-            .collect::<Result<_, _>>()
-            .await
-            .call("DescribeRouteTables")?;
+        let tables = describe_owned!(cloud, region, describe_route_tables, "DescribeRouteTables")?;
         Ok(tables
             .iter()
             .filter_map(|t| {

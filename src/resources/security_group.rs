@@ -11,7 +11,7 @@ use aws_sdk_ec2::types::ResourceType;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::ec2_tags::{self, desired_tags, id_ref, owned_filter, tag_spec};
+use super::ec2_tags::{self, describe_owned, desired_tags, id_ref, tag_spec};
 use super::{Address, Desired, Kind, Live, Op, ReplaceOrder, reference};
 use crate::aws::{CallExt, Cloud, CloudError};
 use crate::spec::Stack;
@@ -115,14 +115,5 @@ pub(super) async fn read_groups(
     cloud: &Cloud,
     region: &str,
 ) -> Result<Vec<aws_sdk_ec2::types::SecurityGroup>, CloudError> {
-    cloud
-        .ec2(region)?
-        .describe_security_groups()
-        .filters(owned_filter(cloud))
-        .into_paginator()
-        .items()
-        .send()
-        .collect::<Result<Vec<_>, _>>()
-        .await
-        .call("DescribeSecurityGroups")
+    describe_owned!(cloud, region, describe_security_groups, "DescribeSecurityGroups")
 }

@@ -156,39 +156,17 @@ async fn send(
 ) -> Result<(), CloudError> {
     let ec2 = cloud.ec2(region)?;
     let perms: Vec<IpPermission> = rules.iter().map(|r| permission(r)).collect();
+    // Four operations with the same shape: only the builder differs.
+    macro_rules! send {
+        ($op:ident, $name:literal) => {
+            ec2.$op().group_id(group).set_ip_permissions(Some(perms)).send().await.call($name).map(|_| ())
+        };
+    }
     match (dir, grant) {
-        (Direction::Ingress, true) => ec2
-            .authorize_security_group_ingress()
-            .group_id(group)
-            .set_ip_permissions(Some(perms))
-            .send()
-            .await
-            .call("AuthorizeSecurityGroupIngress")
-            .map(|_| ()),
-        (Direction::Egress, true) => ec2
-            .authorize_security_group_egress()
-            .group_id(group)
-            .set_ip_permissions(Some(perms))
-            .send()
-            .await
-            .call("AuthorizeSecurityGroupEgress")
-            .map(|_| ()),
-        (Direction::Ingress, false) => ec2
-            .revoke_security_group_ingress()
-            .group_id(group)
-            .set_ip_permissions(Some(perms))
-            .send()
-            .await
-            .call("RevokeSecurityGroupIngress")
-            .map(|_| ()),
-        (Direction::Egress, false) => ec2
-            .revoke_security_group_egress()
-            .group_id(group)
-            .set_ip_permissions(Some(perms))
-            .send()
-            .await
-            .call("RevokeSecurityGroupEgress")
-            .map(|_| ()),
+        (Direction::Ingress, true) => send!(authorize_security_group_ingress, "AuthorizeSecurityGroupIngress"),
+        (Direction::Egress, true) => send!(authorize_security_group_egress, "AuthorizeSecurityGroupEgress"),
+        (Direction::Ingress, false) => send!(revoke_security_group_ingress, "RevokeSecurityGroupIngress"),
+        (Direction::Egress, false) => send!(revoke_security_group_egress, "RevokeSecurityGroupEgress"),
     }
 }
 

@@ -9,7 +9,7 @@ use aws_sdk_ec2::types::{AttributeBooleanValue, ResourceType};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::ec2_tags::{self, desired_tags, id_ref, owned_filter, tag_spec};
+use super::ec2_tags::{self, describe_owned, desired_tags, id_ref, tag_spec};
 use super::{Address, Desired, Kind, Live, Op, reference};
 use crate::aws::{CallExt, Cloud, CloudError};
 use crate::spec::{Stack, Tier};
@@ -63,16 +63,7 @@ impl Kind for Subnet {
     }
 
     async fn read(&self, cloud: &Cloud, region: &str) -> Result<Vec<Live>, CloudError> {
-        let subnets: Vec<_> = cloud
-            .ec2(region)?
-            .describe_subnets()
-            .filters(owned_filter(cloud))
-            .into_paginator()
-            .items()
-            .send()
-            .collect::<Result<_, _>>()
-            .await
-            .call("DescribeSubnets")?;
+        let subnets = describe_owned!(cloud, region, describe_subnets, "DescribeSubnets")?;
         Ok(subnets
             .iter()
             .filter_map(|s| {

@@ -9,7 +9,7 @@ use aws_sdk_ec2::types::{AttributeBooleanValue, ResourceType, VpcAttributeName};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::ec2_tags::{self, desired_tags, owned_filter, tag_spec};
+use super::ec2_tags::{self, describe_owned, desired_tags, tag_spec};
 use super::{Address, Desired, Kind, Live, Op};
 use crate::aws::{CallExt, Cloud, CloudError};
 use crate::spec::Stack;
@@ -50,15 +50,7 @@ impl Kind for Vpc {
 
     async fn read(&self, cloud: &Cloud, region: &str) -> Result<Vec<Live>, CloudError> {
         let ec2 = cloud.ec2(region)?;
-        let vpcs: Vec<_> = ec2
-            .describe_vpcs()
-            .filters(owned_filter(cloud))
-            .into_paginator()
-            .items()
-            .send()
-            .collect::<Result<_, _>>()
-            .await
-            .call("DescribeVpcs")?;
+        let vpcs = describe_owned!(cloud, region, describe_vpcs, "DescribeVpcs")?;
         let mut out = Vec::new();
         for vpc in vpcs {
             let Some(id) = vpc.vpc_id() else { continue };
