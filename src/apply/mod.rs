@@ -132,6 +132,13 @@ fn operations(plan: &Plan) -> Result<(Vec<Node>, Graph), PlanError> {
         nodes.push(Node { change, phase });
         nodes.len() - 1
     };
+    // The action planned for each address; a second claimant being deleted never shadows the one kept.
+    let mut action: HashMap<&Address, Action> = HashMap::new();
+    for c in &plan.changes {
+        if c.action != Action::Delete || !action.contains_key(&c.address) {
+            action.insert(&c.address, c.action);
+        }
+    }
     let mut pairs = Vec::new();
     for (i, c) in plan.changes.iter().enumerate() {
         match c.action {
@@ -145,7 +152,7 @@ fn operations(plan: &Plan) -> Result<(Vec<Node>, Graph), PlanError> {
             Action::Delete => {
                 let d = push(&mut nodes, i, Phase::Delete);
                 // A second claimant of a kept address is deleted on its own; the address means the kept one.
-                if !plan.changes.iter().any(|o| o.address == c.address && o.action != Action::Delete) {
+                if action.get(&c.address) == Some(&Action::Delete) {
                     delete.insert(&c.address, d);
                 }
             }
@@ -182,7 +189,7 @@ fn operations(plan: &Plan) -> Result<(Vec<Node>, Graph), PlanError> {
             if let Some(&first) = delete.get(&c.address) {
                 graph.edge(first, then);
             }
-            let target = plan.changes.iter().find(|t| &t.address == r).map(|t| t.action);
+            let target = action.get(r).copied();
             let let_go_first =
                 matches!(target, Some(Action::Delete) | Some(Action::Replace(ReplaceOrder::CreateFirst)));
             if let_go_first
