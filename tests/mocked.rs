@@ -530,6 +530,59 @@ async fn an_interrupted_apply_starts_nothing_new_and_says_so() {
     assert!(writes.is_empty(), "nothing may change after an interrupt: {writes:?}");
 }
 
+/// Right after a create, AWS may not see the new VPC yet (`InvalidVpcID.NotFound` on the attach). The attach is
+/// retried against the gateway already made: one CreateInternetGateway, never a second gateway.
+#[tokio::test]
+async fn a_step_after_a_create_is_retried_without_creating_twice() {
+    use aws_sdk_ec2::Client as Ec2;
+    use webscale::resources::{Kind, Op, internet_gateway::InternetGateway};
+    let create = mock!(Ec2::create_internet_gateway).then_output(|| {
+        op::create_internet_gateway::CreateInternetGatewayOutput::builder()
+            .internet_gateway(aws_sdk_ec2::types::InternetGateway::builder().internet_gateway_id("igw-new").build())
+            .build()
+    });
+    let attach = mock!(Ec2::attach_internet_gateway)
+        .sequence()
+        .error(|| {
+            op::attach_internet_gateway::AttachInternetGatewayError::generic(
+                ErrorMetadata::builder()
+                    .code("InvalidVpcID.NotFound")
+                    .message("The vpc ID 'vpc-new' does not exist")
+                    .build(),
+            )
+        })
+        .times(2)
+        .output(|| op::attach_internet_gateway::AttachInternetGatewayOutput::builder().build())
+        .build();
+    let interceptor =
+        MockResponseInterceptor::new().rule_mode(RuleMode::MatchAny).with_rule(&create).with_rule(&attach);
+    let ec2 = aws_sdk_ec2::Client::from_conf(
+        aws_sdk_ec2::Config::builder()
+            .behavior_version_latest()
+            .region(Region::new(REGION))
+            .credentials_provider(Credentials::new("test", "test", None, None, "test"))
+            .retry_config(RetryConfig::disabled())
+            .http_client(create_mock_http_client())
+            .interceptor(interceptor)
+            .build(),
+    );
+    let cloud = Cloud::from_clients("mocked", REGION, Clients { ec2, ..unused_clients() }, fast());
+    let address = Address::new("internet_gateway", "main");
+    let desired = serde_json::json!({ "vpc": "vpc-new", "tags": { "webscale:stack": "mocked" } });
+    let op = Op {
+        address: &address,
+        region: REGION,
+        id: None,
+        desired: desired.as_object().cloned(),
+        live: None,
+        changed: &[],
+    };
+    let id = InternetGateway.create(&cloud, &op).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(id, "igw-new");
+    assert_eq!(create.num_calls(), 1, "the gateway is created once");
+    assert_eq!(attach.num_calls(), 3, "the attach waits for AWS to see the VPC");
+}
+
 fn fast() -> RetryPolicy {
     RetryPolicy {
         consistency: Duration::from_millis(300),

@@ -151,9 +151,15 @@ impl Kind for NetworkAcl {
             .network_acl()
             .and_then(|a| a.network_acl_id())
             .ok_or_else(|| CloudError::internal("CreateNetworkAcl returned no id"))?;
-        sync_entries(cloud, op.region, id, false, &want.ingress, &[]).await?;
-        sync_entries(cloud, op.region, id, true, &want.egress, &[]).await?;
-        sync_subnets(cloud, op.region, id, &want.vpc, &want.subnets, &[]).await?;
+        // The ACL exists: retry what AWS does not see yet (subnets made a moment ago), never the create. Every
+        // step is safe to repeat.
+        cloud
+            .settled(|| async {
+                sync_entries(cloud, op.region, id, false, &want.ingress, &[]).await?;
+                sync_entries(cloud, op.region, id, true, &want.egress, &[]).await?;
+                sync_subnets(cloud, op.region, id, &want.vpc, &want.subnets, &[]).await
+            })
+            .await?;
         Ok(id.to_string())
     }
 
@@ -221,7 +227,8 @@ async fn sync_entries(
                 .await
                 .call("ReplaceNetworkAclEntry")?;
         } else {
-            ec2.create_network_acl_entry()
+            let created = ec2
+                .create_network_acl_entry()
                 .network_acl_id(acl)
                 .rule_number(new.rule)
                 .egress(egress)
@@ -233,7 +240,12 @@ async fn sync_entries(
                 .set_icmp_type_code(icmp)
                 .send()
                 .await
-                .call("CreateNetworkAclEntry")?;
+                .call("CreateNetworkAclEntry");
+            match created {
+                // A retried create finds the entries it already made.
+                Err(e) if e.code() == "NetworkAclEntryAlreadyExists" => {}
+                other => other.map(|_| ())?,
+            }
         }
     }
     for old in have.iter().filter(|h| !want.iter().any(|w| w.rule == h.rule)) {

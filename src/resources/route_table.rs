@@ -176,8 +176,14 @@ impl Kind for RouteTable {
             .route_table()
             .and_then(|t| t.route_table_id())
             .ok_or_else(|| CloudError::internal("CreateRouteTable returned no id"))?;
-        sync_routes(cloud, op.region, id, &want.routes, &[]).await?;
-        sync_subnets(cloud, op.region, id, &want.subnets, &[]).await?;
+        // The table exists: retry what AWS does not see yet (a gateway or subnet made a moment ago), never the
+        // create. Both steps are safe to repeat.
+        cloud
+            .settled(|| async {
+                sync_routes(cloud, op.region, id, &want.routes, &[]).await?;
+                sync_subnets(cloud, op.region, id, &want.subnets, &[]).await
+            })
+            .await?;
         Ok(id.to_string())
     }
 
@@ -234,7 +240,8 @@ async fn sync_routes(
                 .await
                 .call("ReplaceRoute")?;
         } else {
-            ec2.create_route()
+            let created = ec2
+                .create_route()
                 .route_table_id(table)
                 .set_destination_cidr_block(destination.ipv4())
                 .set_destination_ipv6_cidr_block(destination.ipv6())
@@ -242,7 +249,12 @@ async fn sync_routes(
                 .gateway_id(target)
                 .send()
                 .await
-                .call("CreateRoute")?;
+                .call("CreateRoute");
+            match created {
+                // A retried create (AWS did not see the gateway yet) finds the routes it already made.
+                Err(e) if e.code() == "RouteAlreadyExists" => {}
+                other => other.map(|_| ())?,
+            }
         }
     }
     for old in have.iter().filter(|h| !want.iter().any(|w| w.destination == h.destination)) {
