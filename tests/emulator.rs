@@ -66,7 +66,7 @@ async fn apply_builds_the_network_tier_plan_is_then_empty_and_destroy_removes_on
     assert_eq!(vpc.cidr_block(), Some("10.0.0.0/16"));
     assert_eq!(tag(vpc.tags(), "webscale:address"), Some("vpc.main"));
     assert_eq!(tag(vpc.tags(), "environment"), Some("demo"));
-    assert_eq!(tag(vpc.tags(), "Name"), Some(format!("{}-main", stack.name).as_str()));
+    assert_eq!(tag(vpc.tags(), "Name"), Some(format!("{}-vpc-main", stack.name).as_str()));
     let dns = ec2
         .describe_vpc_attribute()
         .vpc_id(vpc_id)

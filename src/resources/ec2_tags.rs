@@ -18,7 +18,8 @@ pub const TAG_ADDRESS: &str = "webscale:address";
 /// The full tag set a resource should carry: the stack's extra tags, a readable Name, the ownership pair.
 pub fn desired_tags(stack: &Stack, address: &Address) -> BTreeMap<String, String> {
     let mut tags = stack.tags.clone();
-    tags.insert("Name".into(), format!("{}-{}", stack.name, address.name().replace('_', "-")));
+    // For people in the console: stack, kind, name (`shop-route-table-public`), never two alike.
+    tags.insert("Name".into(), format!("{}-{}", stack.name, address.as_str().replace(['_', '.'], "-")));
     tags.insert(TAG_STACK.into(), stack.name.clone());
     tags.insert(TAG_ADDRESS.into(), address.to_string());
     tags

@@ -310,7 +310,7 @@ impl Checker<'_> {
                 self.err(
                     k.span(),
                     field,
-                    "tag key \"Name\" is reserved: webscale names every resource STACK-ADDRESS; pick another key",
+                    "tag key \"Name\" is reserved: webscale names every resource STACK-KIND-NAME; pick another key",
                 );
             } else if key.is_empty() || key.chars().count() > 128 {
                 self.err(k.span(), field, "a tag key must be 1 to 128 characters long");
