@@ -5,7 +5,15 @@ use tracing_subscriber::EnvFilter;
 use webscale::cli::{self, Cli};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // clap exits 2 on a usage error, which `plan --detailed-exitcode` means "changes pending": a typo in a CI
+    // script must read as an error (1) instead. --help and --version still exit 0.
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { ExitCode::FAILURE } else { ExitCode::SUCCESS };
+        }
+    };
     // By default only our own warnings: the SDK's (e.g. each credential provider that found nothing) would
     // bury the one error message that says what to do.
     let level = match cli.global.verbose {

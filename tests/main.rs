@@ -1,9 +1,12 @@
 //! The one integration-test binary (every extra test binary is another large link of the AWS SDK).
 //!
-//! - `emulator`: the real binary against the local AWS emulator on 127.0.0.1:4566 (`localstack/up`), each test
-//!   with its own stack name so they run in parallel;
+//! - `cli`: the command line as CI scripts see it, before any AWS call;
+//! - `emulator`, `ownership`, `replace`: the real binary against the local AWS emulator on 127.0.0.1:4566
+//!   (`localstack/up`), each test with its own stack name so they run in parallel, results checked through an
+//!   SDK client of the test's own;
 //! - `mocked`: rules real AWS enforces and the emulator does not, with canned SDK responses (aws-smithy-mocks).
 
+mod cli;
 mod emulator;
 mod mocked;
 mod ownership;

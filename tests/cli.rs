@@ -1,0 +1,30 @@
+//! The command line as CI scripts see it, before any AWS call.
+
+use crate::support::webscale;
+
+#[test]
+fn a_usage_error_exits_1_never_2_which_means_changes_pending() {
+    let typo = webscale(&["plan", "--detailed-exitcod", "-f", "templates/webscale.toml"]);
+    assert_eq!(typo.code, 1, "{typo}");
+    assert!(typo.stderr.contains("--detailed-exitcode"), "clap suggests the right flag:\n{typo}");
+    let zero = webscale(&["apply", "--parallelism", "0"]);
+    assert_eq!(zero.code, 1, "{zero}");
+    let help = webscale(&["--help"]);
+    assert_eq!(help.code, 0, "{help}");
+    assert!(help.stdout.contains("validate") && help.stdout.contains("destroy"), "{help}");
+}
+
+#[test]
+fn validate_needs_no_aws_at_all() {
+    // An endpoint nothing listens on: validate must not notice.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_webscale"))
+        .args(["validate", "-f", "templates/webscale.toml"])
+        .current_dir(crate::support::repo())
+        .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("is valid: stack webscale in us-east-1, 16 resources"));
+}
