@@ -588,3 +588,54 @@ async fn out_of_band_ipv6_routes_and_acl_entries_show_as_drift_and_apply_removes
     assert!(entries.iter().any(|e| e.rule_number() == Some(100) && e.egress() == Some(false)), "{entries:?}");
     stack.destroy();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_saved_plan_applies_as_reviewed_and_is_refused_once_stale() {
+    let stack = TestStack::new("saved");
+    let saved = stack.dir.path().join("reviewed.plan.json");
+    let saved = saved.to_str().unwrap();
+    let planned = stack.run(&["plan", "--out", saved]).success();
+    assert!(planned.stderr.contains("apply --plan"), "says how to apply it:\n{planned}");
+    // Applying the reviewed plan needs no other approval, even without a terminal.
+    let applied = stack.run(&["apply", "--plan", saved]).success();
+    assert!(applied.stdout.contains("16 added"), "{applied}");
+
+    // Review a change, then someone edits the rules in the console before the apply.
+    let mut stack = stack;
+    stack.edit("ports = 443, cidr = \"0.0.0.0/0\"", "ports = 8443, cidr = \"0.0.0.0/0\"");
+    stack.run(&["plan", "--out", saved]).success();
+    let ec2 = ec2().await;
+    let groups = ec2.describe_security_groups().filters(owned(&stack.name)).send().await.unwrap();
+    let lb = groups
+        .security_groups()
+        .iter()
+        .find(|g| tag(g.tags(), "webscale:address") == Some("security_group.lb"))
+        .unwrap();
+    ec2.authorize_security_group_ingress()
+        .group_id(lb.group_id().unwrap())
+        .ip_permissions(
+            aws_sdk_ec2::types::IpPermission::builder()
+                .ip_protocol("tcp")
+                .from_port(22)
+                .to_port(22)
+                .ip_ranges(aws_sdk_ec2::types::IpRange::builder().cidr_ip("0.0.0.0/0").build())
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let refused = stack.run(&["apply", "--plan", saved]);
+    assert_eq!(refused.code, 1, "{refused}");
+    assert!(refused.stderr.contains("no longer matches: security_group_rules.lb would change differently now"), "{refused}");
+    let lb_now = ec2.describe_security_groups().group_ids(lb.group_id().unwrap()).send().await.unwrap();
+    assert!(
+        lb_now.security_groups()[0].ip_permissions().iter().any(|p| p.from_port() == Some(443)),
+        "nothing was applied from the stale plan"
+    );
+    // A plan saved for another stack is refused too.
+    let other = TestStack::new("saved-other");
+    let wrong = other.run(&["apply", "--plan", saved]);
+    assert_eq!(wrong.code, 1, "{wrong}");
+    assert!(wrong.stderr.contains("it was made for stack"), "{wrong}");
+    stack.destroy();
+}

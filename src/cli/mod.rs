@@ -76,6 +76,9 @@ pub struct PlanArgs {
     /// Exit 0 when there is nothing to do, 2 when there are changes, 1 on error.
     #[arg(long)]
     pub detailed_exitcode: bool,
+    /// Also save the plan (as JSON) to this file, for `apply --plan FILE` after review.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -91,6 +94,10 @@ pub struct ApplyArgs {
     /// Progress and result as JSON lines.
     #[arg(long)]
     pub json: bool,
+    /// Apply exactly this saved plan (`plan --out FILE`), which counts as approval. Refused if live AWS or the
+    /// spec changed since, so what runs is what was reviewed.
+    #[arg(long, value_name = "FILE")]
+    pub plan: Option<PathBuf>,
 }
 
 impl Cli {
@@ -127,6 +134,12 @@ pub async fn run(cli: Cli, ui: Ui) -> Result<ExitCode, Error> {
             let plan = plan::build(&cloud, &stack, plan::Mode::Apply).await?;
             warn_if_elsewhere(&cloud, &plan, ui).await;
             ui.plan(&plan);
+            if let Some(out) = &args.out {
+                let json = serde_json::to_string_pretty(&plan).unwrap_or_default();
+                std::fs::write(out, json + "\n")
+                    .map_err(|e| Error::Refused(format!("cannot write the plan to {}: {e}", out.display())))?;
+                ui.err(&format!("Saved the plan to {}; apply it with: webscale apply --plan {0}", out.display()));
+            }
             Ok(if args.detailed_exitcode && plan.has_changes() { ExitCode::from(2) } else { ExitCode::SUCCESS })
         }
         Command::Apply(args) => execute(&settings, &args, plan::Mode::Apply, ui).await,
@@ -169,7 +182,14 @@ async fn execute(settings: &Settings, args: &ApplyArgs, mode: plan::Mode, ui: Ui
         ui.report(&plan, &apply::Report::default(), verb);
         return Ok(ExitCode::SUCCESS);
     }
-    if !args.auto_approve {
+    let reviewed = match &args.plan {
+        Some(saved) => {
+            check_saved(saved, &plan)?;
+            true
+        }
+        None => false,
+    };
+    if !args.auto_approve && !reviewed {
         if args.json {
             return Err(Error::Refused(format!(
                 "{verb} --json needs --auto-approve: a prompt cannot be answered inside a JSON stream"
@@ -220,4 +240,43 @@ async fn warn_if_elsewhere(cloud: &Cloud, plan: &Plan, ui: Ui) {
             elsewhere.join(", ")
         ));
     }
+}
+
+/// A saved plan may be applied only while it is still exactly what a fresh plan says: same stack, region, account
+/// and changes down to every attribute. Anything else means live AWS or the spec moved since the review.
+fn check_saved(path: &std::path::Path, fresh: &Plan) -> Result<(), Error> {
+    let stale = |why: String| {
+        Error::Refused(format!(
+            "the saved plan {} no longer matches: {why}. Nothing was changed; run `webscale plan --out` again and review it.",
+            path.display()
+        ))
+    };
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Error::Refused(format!("cannot read the saved plan {}: {e}", path.display())))?;
+    let saved: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| Error::Refused(format!("{} is not a plan saved by `webscale plan --out`: {e}", path.display())))?;
+    let fresh = serde_json::to_value(fresh).unwrap_or_default();
+    for key in ["format_version", "stack", "region", "account"] {
+        if saved[key] != fresh[key] {
+            return Err(stale(format!("it was made for {key} {}, this run is {}", saved[key], fresh[key])));
+        }
+    }
+    let by_address = |plan: &serde_json::Value| -> std::collections::BTreeMap<String, serde_json::Value> {
+        plan["changes"]
+            .as_array()
+            .map(|cs| cs.iter().map(|c| (c["address"].as_str().unwrap_or_default().to_string(), c.clone())).collect())
+            .unwrap_or_default()
+    };
+    let (saved, fresh) = (by_address(&saved), by_address(&fresh));
+    let differ: Vec<&String> = saved
+        .keys()
+        .chain(fresh.keys().filter(|a| !saved.contains_key(*a)))
+        .filter(|a| saved.get(*a) != fresh.get(*a))
+        .collect();
+    if !differ.is_empty() {
+        let names: Vec<&str> = differ.iter().take(5).map(|a| a.as_str()).collect();
+        let more = if differ.len() > 5 { format!(" and {} more", differ.len() - 5) } else { String::new() };
+        return Err(stale(format!("{}{more} would change differently now", names.join(", "))));
+    }
+    Ok(())
 }
