@@ -626,7 +626,10 @@ async fn a_saved_plan_applies_as_reviewed_and_is_refused_once_stale() {
         .unwrap();
     let refused = stack.run(&["apply", "--plan", saved]);
     assert_eq!(refused.code, 1, "{refused}");
-    assert!(refused.stderr.contains("no longer matches: security_group_rules.lb would change differently now"), "{refused}");
+    assert!(
+        refused.stderr.contains("no longer matches: security_group_rules.lb would change differently now"),
+        "{refused}"
+    );
     let lb_now = ec2.describe_security_groups().group_ids(lb.group_id().unwrap()).send().await.unwrap();
     assert!(
         lb_now.security_groups()[0].ip_permissions().iter().any(|p| p.from_port() == Some(443)),

@@ -212,40 +212,34 @@ async fn sync_entries(
         };
         // AWS requires a type/code for ICMP entries; the spec's icmp means every type and code.
         let icmp = (protocol == "1").then(|| IcmpTypeCode::builder().r#type(-1).code(-1).build());
-        if have.iter().any(|h| h.rule == new.rule) {
-            ec2.replace_network_acl_entry()
-                .network_acl_id(acl)
-                .rule_number(new.rule)
-                .egress(egress)
-                .protocol(protocol)
-                .rule_action(action)
-                .set_cidr_block(new.cidr.clone())
-                .set_ipv6_cidr_block(new.ipv6_cidr.clone())
-                .set_port_range(ports)
-                .set_icmp_type_code(icmp)
-                .send()
-                .await
-                .call("ReplaceNetworkAclEntry")?;
+        // Both operations take the same entry: only the builder differs.
+        macro_rules! entry {
+            ($op:ident, $name:literal) => {
+                ec2.$op()
+                    .network_acl_id(acl)
+                    .rule_number(new.rule)
+                    .egress(egress)
+                    .protocol(protocol)
+                    .rule_action(action)
+                    .set_cidr_block(new.cidr.clone())
+                    .set_ipv6_cidr_block(new.ipv6_cidr.clone())
+                    .set_port_range(ports)
+                    .set_icmp_type_code(icmp)
+                    .send()
+                    .await
+                    .call($name)
+                    .map(|_| ())
+            };
+        }
+        let result = if have.iter().any(|h| h.rule == new.rule) {
+            entry!(replace_network_acl_entry, "ReplaceNetworkAclEntry")
         } else {
-            let created = ec2
-                .create_network_acl_entry()
-                .network_acl_id(acl)
-                .rule_number(new.rule)
-                .egress(egress)
-                .protocol(protocol)
-                .rule_action(action)
-                .set_cidr_block(new.cidr.clone())
-                .set_ipv6_cidr_block(new.ipv6_cidr.clone())
-                .set_port_range(ports)
-                .set_icmp_type_code(icmp)
-                .send()
-                .await
-                .call("CreateNetworkAclEntry");
-            match created {
-                // A retried create finds the entries it already made.
-                Err(e) if e.code() == "NetworkAclEntryAlreadyExists" => {}
-                other => other.map(|_| ())?,
-            }
+            entry!(create_network_acl_entry, "CreateNetworkAclEntry")
+        };
+        match result {
+            // A retried create finds the entries it already made.
+            Err(e) if e.code() == "NetworkAclEntryAlreadyExists" => {}
+            other => other?,
         }
     }
     for old in have.iter().filter(|h| !want.iter().any(|w| w.rule == h.rule)) {
