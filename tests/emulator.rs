@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use aws_sdk_ec2::types::Filter;
 use serde_json::Value;
 
-use crate::support::{TestStack, ec2, owned, tag, webscale};
+use crate::support::{TestStack, ec2, group_id, open_ssh, owned, tag, webscale};
 
 /// Planned actions by address, from `plan --json`.
 fn actions(plan: &Value) -> Vec<(String, String)> {
@@ -247,26 +247,9 @@ async fn out_of_band_changes_show_as_drift_and_apply_corrects_them() {
     let stack = TestStack::new("drift");
     stack.apply();
     let ec2 = ec2().await;
-    let groups = ec2.describe_security_groups().filters(owned(&stack.name)).send().await.unwrap();
-    let web = groups
-        .security_groups()
-        .iter()
-        .find(|g| tag(g.tags(), "webscale:address") == Some("security_group.web"))
-        .unwrap();
+    let web = group_id(&ec2, &stack.name, "web").await;
     // A rule added in the console, and a tag removed.
-    ec2.authorize_security_group_ingress()
-        .group_id(web.group_id().unwrap())
-        .ip_permissions(
-            aws_sdk_ec2::types::IpPermission::builder()
-                .ip_protocol("tcp")
-                .from_port(22)
-                .to_port(22)
-                .ip_ranges(aws_sdk_ec2::types::IpRange::builder().cidr_ip("0.0.0.0/0").build())
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
+    open_ssh(&ec2, &web).await;
     let subnets = ec2.describe_subnets().filters(owned(&stack.name)).send().await.unwrap();
     let subnet =
         subnets.subnets().iter().find(|s| tag(s.tags(), "webscale:address") == Some("subnet.private_b")).unwrap();
@@ -316,7 +299,7 @@ async fn out_of_band_changes_show_as_drift_and_apply_corrects_them() {
 
     stack.apply();
     assert_eq!(stack.run(&["plan", "--detailed-exitcode"]).code, 0, "apply must correct all drift");
-    let web_now = ec2.describe_security_groups().group_ids(web.group_id().unwrap()).send().await.unwrap();
+    let web_now = ec2.describe_security_groups().group_ids(&web).send().await.unwrap();
     assert!(
         web_now.security_groups()[0].ip_permissions().iter().all(|p| p.from_port() != Some(22)),
         "the stray SSH rule must be revoked"
@@ -605,32 +588,15 @@ async fn a_saved_plan_applies_as_reviewed_and_is_refused_once_stale() {
     stack.edit("ports = 443, cidr = \"0.0.0.0/0\"", "ports = 8443, cidr = \"0.0.0.0/0\"");
     stack.run(&["plan", "--out", saved]).success();
     let ec2 = ec2().await;
-    let groups = ec2.describe_security_groups().filters(owned(&stack.name)).send().await.unwrap();
-    let lb = groups
-        .security_groups()
-        .iter()
-        .find(|g| tag(g.tags(), "webscale:address") == Some("security_group.lb"))
-        .unwrap();
-    ec2.authorize_security_group_ingress()
-        .group_id(lb.group_id().unwrap())
-        .ip_permissions(
-            aws_sdk_ec2::types::IpPermission::builder()
-                .ip_protocol("tcp")
-                .from_port(22)
-                .to_port(22)
-                .ip_ranges(aws_sdk_ec2::types::IpRange::builder().cidr_ip("0.0.0.0/0").build())
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
+    let lb = group_id(&ec2, &stack.name, "lb").await;
+    open_ssh(&ec2, &lb).await;
     let refused = stack.run(&["apply", "--plan", saved]);
     assert_eq!(refused.code, 1, "{refused}");
     assert!(
         refused.stderr.contains("no longer matches: security_group_rules.lb would change differently now"),
         "{refused}"
     );
-    let lb_now = ec2.describe_security_groups().group_ids(lb.group_id().unwrap()).send().await.unwrap();
+    let lb_now = ec2.describe_security_groups().group_ids(&lb).send().await.unwrap();
     assert!(
         lb_now.security_groups()[0].ip_permissions().iter().any(|p| p.from_port() == Some(443)),
         "nothing was applied from the stale plan"

@@ -187,3 +187,33 @@ pub fn owned(stack: &str) -> aws_sdk_ec2::types::Filter {
 pub fn tag<'a>(tags: &'a [aws_sdk_ec2::types::Tag], key: &str) -> Option<&'a str> {
     tags.iter().find(|t| t.key() == Some(key)).and_then(|t| t.value())
 }
+
+/// The id of the stack's security group `name`, as our own client sees it.
+pub async fn group_id(ec2: &aws_sdk_ec2::Client, stack: &str, name: &str) -> String {
+    let address = format!("security_group.{name}");
+    let groups = ec2.describe_security_groups().filters(owned(stack)).send().await.unwrap();
+    groups
+        .security_groups()
+        .iter()
+        .find(|g| tag(g.tags(), "webscale:address") == Some(address.as_str()))
+        .and_then(|g| g.group_id())
+        .unwrap_or_else(|| panic!("stack {stack} has no {address}"))
+        .to_string()
+}
+
+/// What an operator does in the console: opens SSH to the world on a group.
+pub async fn open_ssh(ec2: &aws_sdk_ec2::Client, group: &str) {
+    ec2.authorize_security_group_ingress()
+        .group_id(group)
+        .ip_permissions(
+            aws_sdk_ec2::types::IpPermission::builder()
+                .ip_protocol("tcp")
+                .from_port(22)
+                .to_port(22)
+                .ip_ranges(aws_sdk_ec2::types::IpRange::builder().cidr_ip("0.0.0.0/0").build())
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+}

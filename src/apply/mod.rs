@@ -24,7 +24,7 @@ use serde_json::Value;
 use crate::aws::{Cloud, CloudError, retrying};
 use crate::graph::{Graph, Outcome};
 use crate::plan::{Action, Plan, PlanError};
-use crate::resources::{Address, Attrs, Op, ReplaceOrder, as_cloud_id, as_reference, kind, references, rewrite};
+use crate::resources::{Address, Attrs, Op, ReplaceOrder, as_reference, kind, plain_ids, references, rewrite};
 
 /// What one operation does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -401,10 +401,7 @@ fn resolve_desired(attrs: &Attrs, ids: &HashMap<Address, String>) -> Result<Attr
 
 /// Live ids as plain strings.
 fn resolve_live(attrs: &Attrs) -> Attrs {
-    attrs
-        .iter()
-        .map(|(k, v)| (k.clone(), rewrite(v, &mut |x| as_cloud_id(x).map(|id| Value::String(id.to_string())))))
-        .collect()
+    attrs.iter().map(|(k, v)| (k.clone(), plain_ids(v))).collect()
 }
 
 #[cfg(test)]

@@ -145,6 +145,11 @@ pub fn rewrite(v: &Value, f: &mut dyn FnMut(&Value) -> Option<Value>) -> Value {
     }
 }
 
+/// Live ids (`{"id": ...}`) inside `v` as the plain strings the AWS calls take.
+pub fn plain_ids(v: &Value) -> Value {
+    rewrite(v, &mut |x| as_cloud_id(x).map(|id| Value::String(id.to_string())))
+}
+
 /// What the spec asks for: one resource.
 #[derive(Debug, Clone, Serialize)]
 pub struct Desired {

@@ -281,9 +281,5 @@ impl Kind for SecurityGroupRules {
 /// Live rules carry group ids as `{"id": ...}`; in an op they are plain strings. Rules that do not parse (a
 /// protocol shape AWS added later) are kept out rather than failing the whole apply.
 fn decode(rules: Vec<Value>) -> Vec<Rule> {
-    rules
-        .iter()
-        .map(|r| super::rewrite(r, &mut |v| super::as_cloud_id(v).map(|id| Value::String(id.to_string()))))
-        .filter_map(|r| serde_json::from_value(r).ok())
-        .collect()
+    rules.iter().filter_map(|r| serde_json::from_value(super::plain_ids(r)).ok()).collect()
 }
