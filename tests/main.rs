@@ -8,7 +8,9 @@
 
 mod cli;
 mod emulator;
+mod lost_answer;
 mod mocked;
 mod ownership;
+mod proxy;
 mod replace;
 mod support;

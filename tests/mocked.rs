@@ -481,7 +481,8 @@ async fn a_moved_acl_entry_is_created_at_its_new_number_before_the_old_one_is_de
 
 /// Retry pauses of milliseconds, so a test that waits on DependencyViolation takes a fraction of a second.
 /// Reading live state costs one tag-filtered describe per kind (plus the VPC's DNS attribute, which DescribeVpcs
-/// does not carry), however many resources there are: the read budget that keeps plans fast on big stacks.
+/// does not carry), however many resources there are: the read budget that keeps plans fast on big stacks. Kinds
+/// that need the same response (groups and their rule sets) share one call.
 #[tokio::test]
 async fn a_plan_reads_each_kind_with_one_describe_call() {
     let aws = Fake::provisioned(SPEC);
@@ -496,8 +497,7 @@ async fn a_plan_reads_each_kind_with_one_describe_call() {
             "describe_internet_gateways",
             "describe_network_acls",
             "describe_route_tables",
-            // One for the groups, one for their rule sets (two kinds).
-            "describe_security_groups",
+            // One for the groups and their rule sets (two kinds, one shared response).
             "describe_security_groups",
             "describe_subnets",
             "describe_vpc_attribute",
@@ -515,7 +515,7 @@ async fn an_interrupted_apply_starts_nothing_new_and_says_so() {
     let plan = destroy_plan(&cloud).await;
     let options = Options::default();
     options.stop.store(true, std::sync::atomic::Ordering::SeqCst);
-    let report = apply::apply(&cloud, &plan, &options, &Events::default()).await.unwrap();
+    let report = apply::apply(&cloud, &stack(SPEC), &plan, &options, &Events::default()).await.unwrap();
     assert!(report.failed());
     assert!(
         report
@@ -576,9 +576,11 @@ async fn a_step_after_a_create_is_retried_without_creating_twice() {
         desired: desired.as_object().cloned(),
         live: None,
         changed: &[],
+        token: "ws-test".into(),
+        digests: Default::default(),
     };
-    let id = InternetGateway.create(&cloud, &op).await.unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(id, "igw-new");
+    let created = InternetGateway.create(&cloud, &op).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(created.id, "igw-new");
     assert_eq!(create.num_calls(), 1, "the gateway is created once");
     assert_eq!(attach.num_calls(), 3, "the attach waits for AWS to see the VPC");
 }
@@ -609,7 +611,8 @@ async fn apply_plan(cloud: &Cloud, stack: &Stack) -> Plan {
 async fn run(cloud: &Cloud, plan: &Plan) -> (Report, Events) {
     let events = Events::default();
     let options = Options { parallelism: 10, heartbeat: Duration::from_secs(3600), ..Options::default() };
-    let report = tokio::time::timeout(Duration::from_secs(20), apply::apply(cloud, plan, &options, &events))
+    let stack = stack(SPEC);
+    let report = tokio::time::timeout(Duration::from_secs(20), apply::apply(cloud, &stack, plan, &options, &events))
         .await
         .expect("apply finished within 20 s")
         .unwrap_or_else(|e| panic!("{e}"));
@@ -666,7 +669,7 @@ impl Hook for Events {
         self.0.lock().unwrap().push(format!("{address} {} started", phase.name()));
     }
 
-    fn still_running(&self, _: &Address, _: Phase, _: Duration) {}
+    fn still_running(&self, _: &Address, _: Phase, _: Duration, _: Option<&str>) {}
 
     fn finished(&self, address: &Address, phase: Phase, _: Duration, result: Result<Option<&str>, &CloudError>) {
         let how = match result {

@@ -22,9 +22,12 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::aws::{Cloud, CloudError, retrying};
-use crate::graph::{Graph, Outcome};
+use crate::graph::{Graph, Outcome, Slot};
 use crate::plan::{Action, Plan, PlanError};
-use crate::resources::{Address, Attrs, Op, ReplaceOrder, as_reference, kind, plain_ids, references, rewrite};
+use crate::spec::Stack;
+use crate::resources::{
+    self, Address, Attrs, Created, Key, Kind, Kinds, Op, Progress, ReadCtx, ReplaceOrder, find, plain_ids, rewrite,
+};
 
 /// What one operation does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -33,6 +36,8 @@ pub enum Phase {
     Create,
     Update,
     Delete,
+    /// Wait for a resource AWS is still bringing up or changing (found so by the plan) before its dependents.
+    Wait,
 }
 
 impl Phase {
@@ -41,6 +46,7 @@ impl Phase {
             Phase::Create => "create",
             Phase::Update => "update",
             Phase::Delete => "delete",
+            Phase::Wait => "wait",
         }
     }
 
@@ -49,6 +55,7 @@ impl Phase {
             Phase::Create => ("Creating", "Created"),
             Phase::Update => ("Updating", "Updated"),
             Phase::Delete => ("Destroying", "Destroyed"),
+            Phase::Wait => ("Waiting for", "Ready"),
         }
     }
 }
@@ -56,17 +63,20 @@ impl Phase {
 /// Receives progress as it happens; the terminal and JSON views implement it (the engine never prints).
 pub trait Hook: Send + Sync {
     fn started(&self, address: &Address, phase: Phase);
-    fn still_running(&self, address: &Address, phase: Phase, elapsed: Duration);
+    /// `status`: what AWS last reported while waiting (`backing-up`), if anything.
+    fn still_running(&self, address: &Address, phase: Phase, elapsed: Duration, status: Option<&str>);
     fn finished(&self, address: &Address, phase: Phase, elapsed: Duration, result: Result<Option<&str>, &CloudError>);
 }
 
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// At most this many operations at once (Terraform's default is 10 too).
+    /// At most this many operations talking to AWS at once (Terraform's default is 10 too). Waiting for AWS to
+    /// finish does not count: a database coming up for 20 minutes holds no slot.
     pub parallelism: usize,
     /// How often a long operation reports that it is still running.
     pub heartbeat: Duration,
-    /// Set (by Ctrl-C) to start no further operations; those running finish, so nothing is cut off mid-call.
+    /// Set (by Ctrl-C) to start no further operations and stop waiting; calls already made finish, so nothing is
+    /// cut off mid-call.
     pub stop: Arc<AtomicBool>,
 }
 
@@ -123,44 +133,53 @@ struct Node {
 }
 
 /// The operations of a plan and their order.
-fn operations(plan: &Plan) -> Result<(Vec<Node>, Graph), PlanError> {
+fn operations(kinds: Kinds, plan: &Plan) -> Result<(Vec<Node>, Graph), PlanError> {
     let mut nodes = Vec::new();
-    // Per change: the node that makes it exist as desired (create/update), and the one that deletes it.
-    let mut forward: HashMap<&Address, usize> = HashMap::new();
-    let mut delete: HashMap<&Address, usize> = HashMap::new();
+    // Per change: the node that makes it exist as desired (create/update/wait), and the one that deletes it.
+    let mut forward: HashMap<Key, usize> = HashMap::new();
+    let mut delete: HashMap<Key, usize> = HashMap::new();
     let push = |nodes: &mut Vec<Node>, change, phase| {
         nodes.push(Node { change, phase });
         nodes.len() - 1
     };
-    // The action planned for each address; a second claimant being deleted never shadows the one kept.
-    let mut action: HashMap<&Address, Action> = HashMap::new();
+    // The action planned for each resource; a second claimant being deleted never shadows the one kept.
+    let mut action: HashMap<Key, Action> = HashMap::new();
     for c in &plan.changes {
-        if c.action != Action::Delete || !action.contains_key(&c.address) {
-            action.insert(&c.address, c.action);
+        if c.action != Action::Delete || !action.contains_key(&c.key()) {
+            action.insert(c.key(), c.action);
         }
     }
     let mut pairs = Vec::new();
     for (i, c) in plan.changes.iter().enumerate() {
+        // A resource still coming up is waited for before it is changed or anything depending on it starts.
+        let wait = c.pending.is_some().then(|| push(&mut nodes, i, Phase::Wait));
+        if let Some(w) = wait {
+            forward.insert(c.key(), w);
+        }
         match c.action {
             Action::NoOp => {}
             Action::Create => {
-                forward.insert(&c.address, push(&mut nodes, i, Phase::Create));
+                forward.insert(c.key(), push(&mut nodes, i, Phase::Create));
             }
             Action::Update => {
-                forward.insert(&c.address, push(&mut nodes, i, Phase::Update));
+                let u = push(&mut nodes, i, Phase::Update);
+                if let Some(w) = wait {
+                    pairs.push((w, u));
+                }
+                forward.insert(c.key(), u);
             }
             Action::Delete => {
                 let d = push(&mut nodes, i, Phase::Delete);
                 // A second claimant of a kept address is deleted on its own; the address means the kept one.
-                if action.get(&c.address) == Some(&Action::Delete) {
-                    delete.insert(&c.address, d);
+                if action.get(&c.key()) == Some(&Action::Delete) {
+                    delete.insert(c.key(), d);
                 }
             }
             Action::Replace(order) => {
                 let d = push(&mut nodes, i, Phase::Delete);
                 let f = push(&mut nodes, i, Phase::Create);
-                delete.insert(&c.address, d);
-                forward.insert(&c.address, f);
+                delete.insert(c.key(), d);
+                forward.insert(c.key(), f);
                 pairs.push(match order {
                     ReplaceOrder::DeleteFirst => (d, f),
                     ReplaceOrder::CreateFirst => (f, d),
@@ -173,20 +192,22 @@ fn operations(plan: &Plan) -> Result<(Vec<Node>, Graph), PlanError> {
         graph.edge(a, b);
     }
     for c in &plan.changes {
-        // Rule 1.
-        if let (Some(&then), Some(d)) = (forward.get(&c.address), &c.desired) {
+        // Rule 1, and the dependencies that no attribute names.
+        if let (Some(&then), Some(d)) = (forward.get(&c.key()), &c.desired) {
             let mut refs = Vec::new();
-            d.attrs.values().for_each(|v| references(v, &mut refs));
-            for r in refs.iter().filter(|r| **r != c.address) {
+            d.attrs.values().for_each(|v| targets(kinds, plan, &c.region, v, &mut refs));
+            refs.extend(d.depends_on.iter().map(|a| (c.region.clone(), a.clone())));
+            for r in refs.iter().filter(|r| **r != c.key()) {
                 if let Some(&first) = forward.get(r) {
                     graph.edge(first, then);
                 }
             }
         }
         // Rule 2.
-        for r in c.live_refs.iter().filter(|r| **r != c.address) {
+        let live_refs = &c.live_refs;
+        for r in live_refs.iter().filter(|r| **r != c.key()) {
             let Some(&then) = delete.get(r) else { continue };
-            if let Some(&first) = delete.get(&c.address) {
+            if let Some(&first) = delete.get(&c.key()) {
                 graph.edge(first, then);
             }
             let target = action.get(r).copied();
@@ -194,7 +215,7 @@ fn operations(plan: &Plan) -> Result<(Vec<Node>, Graph), PlanError> {
                 matches!(target, Some(Action::Delete) | Some(Action::Replace(ReplaceOrder::CreateFirst)));
             if let_go_first
                 && c.action == Action::Update
-                && let Some(&first) = forward.get(&c.address)
+                && let Some(&first) = forward.get(&c.key())
             {
                 graph.edge(first, then);
             }
@@ -211,28 +232,73 @@ fn operations(plan: &Plan) -> Result<(Vec<Node>, Graph), PlanError> {
     Ok((nodes, graph))
 }
 
-/// Checks that `plan` can be carried out (its operations have an order), so a plan never promises what apply
-/// would refuse after approval.
-pub fn check(plan: &Plan) -> Result<(), PlanError> {
-    operations(plan).map(|_| ())
+/// Every (region, address) a desired value refers to.
+fn targets(kinds: Kinds, plan: &Plan, region: &str, v: &Value, out: &mut Vec<Key>) {
+    if let Some(r) = resources::as_ref(v) {
+        out.push(resources::target(kinds, region, &plan.region, &r));
+        return;
+    }
+    match v {
+        Value::Array(items) => items.iter().for_each(|i| targets(kinds, plan, region, i, out)),
+        Value::Object(map) => map.values().for_each(|i| targets(kinds, plan, region, i, out)),
+        _ => {}
+    }
 }
 
-/// Carries out `plan`. Failures do not stop independent work; the report says what was done, failed, skipped.
-pub async fn apply(cloud: &Cloud, plan: &Plan, options: &Options, hook: &dyn Hook) -> Result<Report, PlanError> {
-    let (nodes, graph) = operations(plan)?;
-    // Address -> current id; creates add the new ids that later operations resolve references to.
-    let ids: Mutex<HashMap<Address, String>> = Mutex::new(
+/// Checks that `plan` can be carried out (its operations have an order), so a plan never promises what apply
+/// would refuse after approval.
+pub fn check(kinds: Kinds, plan: &Plan) -> Result<(), PlanError> {
+    operations(kinds, plan).map(|_| ())
+}
+
+/// What apply knows of a resource that exists: its id and outputs. Creates add theirs; later operations resolve
+/// references (to ids and to outputs) from here.
+#[derive(Debug, Clone, Default)]
+struct Known {
+    id: String,
+    outputs: Attrs,
+}
+
+type State = Mutex<HashMap<Key, Known>>;
+
+/// Carries out `plan` over the registry's kinds.
+pub async fn apply(
+    cloud: &Cloud,
+    stack: &Stack,
+    plan: &Plan,
+    options: &Options,
+    hook: &dyn Hook,
+) -> Result<Report, PlanError> {
+    apply_with(resources::REGISTRY, cloud, stack, plan, options, hook).await
+}
+
+/// Carries out `plan` over `kinds`. Failures do not stop independent work; the report says what was done,
+/// failed, skipped.
+pub async fn apply_with(
+    kinds: Kinds<'_>,
+    cloud: &Cloud,
+    stack: &Stack,
+    plan: &Plan,
+    options: &Options,
+    hook: &dyn Hook,
+) -> Result<Report, PlanError> {
+    let (nodes, graph) = operations(kinds, plan)?;
+    let state: State = Mutex::new(
         plan.changes
             .iter()
             // Replacements get their new id when created; deleted resources are never referenced.
             .filter(|c| !c.action.is_replace() && c.action != Action::Delete)
-            .filter_map(|c| Some((c.address.clone(), c.id.clone()?)))
+            .filter_map(|c| {
+                let live = c.live.as_ref()?;
+                Some((c.key(), Known { id: live.id.clone(), outputs: live.outputs.clone() }))
+            })
             .collect(),
     );
+    let ctx = Ctx { kinds, cloud, stack, plan, options, state: &state };
     let outcomes = graph
-        .walk(options.parallelism, |n| {
+        .walk(options.parallelism, |n, slot| {
             let node = nodes[n];
-            let ids = &ids;
+            let ctx = &ctx;
             async move {
                 let change = &plan.changes[node.change];
                 if options.stop.load(Ordering::SeqCst) {
@@ -240,9 +306,10 @@ pub async fn apply(cloud: &Cloud, plan: &Plan, options: &Options, hook: &dyn Hoo
                 }
                 let started = Instant::now();
                 hook.started(&change.address, node.phase);
-                let work = run(cloud, plan, node, ids);
+                let progress = Progress::default();
+                let work = run(ctx, node, slot, &progress);
                 let result = heartbeat(work, options.heartbeat, |elapsed| {
-                    hook.still_running(&change.address, node.phase, elapsed)
+                    hook.still_running(&change.address, node.phase, elapsed, progress.get().as_deref())
                 })
                 .await;
                 hook.finished(&change.address, node.phase, started.elapsed(), result.as_ref().map(|id| id.as_deref()));
@@ -268,8 +335,18 @@ pub async fn apply(cloud: &Cloud, plan: &Plan, options: &Options, hook: &dyn Hoo
             OpReport { address: plan.changes[node.change].address.clone(), phase: node.phase, result }
         })
         .collect();
-    let ids = ids.into_inner().unwrap_or_else(|e| e.into_inner()).into_iter().collect();
+    let ids = state.into_inner().unwrap_or_else(|e| e.into_inner()).into_iter().map(|((_, a), k)| (a, k.id)).collect();
     Ok(Report { operations, ids })
+}
+
+/// What every operation of one apply shares.
+struct Ctx<'a> {
+    kinds: Kinds<'a>,
+    cloud: &'a Cloud,
+    stack: &'a Stack,
+    plan: &'a Plan,
+    options: &'a Options,
+    state: &'a State,
 }
 
 /// Runs `work`, calling `tick` every `every` while it is still going.
@@ -285,24 +362,34 @@ async fn heartbeat<T>(work: impl Future<Output = T>, every: Duration, tick: impl
     }
 }
 
-/// One operation; returns the new id for creates.
-async fn run(
-    cloud: &Cloud,
-    plan: &Plan,
-    node: Node,
-    ids: &Mutex<HashMap<Address, String>>,
-) -> Result<Option<String>, CloudError> {
+/// One operation; returns the new id for creates. The AWS calls hold the slot; waiting for AWS to finish does
+/// not.
+async fn run(ctx: &Ctx<'_>, node: Node, mut slot: Slot, progress: &Progress) -> Result<Option<String>, CloudError> {
+    let (cloud, plan) = (ctx.cloud, ctx.plan);
     let change = &plan.changes[node.change];
-    let k = kind(change.address.kind())
+    let k = find(ctx.kinds, change.address.kind())
         .ok_or_else(|| CloudError::internal(format!("no resource kind for {}", change.address)))?;
     let desired = match (&change.desired, node.phase) {
         (Some(d), Phase::Create | Phase::Update) => {
-            Some(resolve_desired(&d.attrs, &ids.lock().unwrap_or_else(|e| e.into_inner()))?)
+            let state = ctx.state.lock().unwrap_or_else(|e| e.into_inner());
+            Some(resolve_desired(ctx.kinds, &plan.region, &d.region, &d.attrs, &state)?)
         }
         _ => None,
     };
+    let schema = k.schema();
+    let digests = match &change.desired {
+        Some(d) => d
+            .attrs
+            .iter()
+            .filter(|(name, _)| resources::schema_rules(schema, name).write_only)
+            .map(|(name, v)| (name.clone(), crate::plan::diff::secret_digest(&plan.stack, d, v.clone())))
+            .collect(),
+        None => Default::default(),
+    };
     let live = change.live.as_ref().map(|l| resolve_live(&l.attrs));
     let changed = change.changed();
+    // The resource being replaced, if any: a create must never take it for its own.
+    let replacing = change.id.as_deref().filter(|_| change.action.is_replace());
     let op = Op {
         address: &change.address,
         region: &change.region,
@@ -310,26 +397,42 @@ async fn run(
         desired,
         live,
         changed: &changed,
+        token: resources::create_token(&plan.stack, &change.address, replacing),
+        digests,
     };
+    let timeouts = change.desired.as_ref().and_then(|d| d.timeouts).unwrap_or_else(|| k.timeouts());
     let policy = cloud.retry;
     match node.phase {
         Phase::Create => {
-            let attempt = std::sync::atomic::AtomicUsize::new(0);
-            let id = retrying(policy.consistency, policy.interval, CloudError::is_not_found, || {
-                let retry = attempt.fetch_add(1, Ordering::SeqCst) > 0;
-                create_or_finish(cloud, k, &op, retry)
-            })
-            .await?;
-            ids.lock().unwrap_or_else(|e| e.into_inner()).insert(change.address.clone(), id.clone());
+            let created = create(ctx, k, &op, replacing).await?;
+            let id = created.id.clone();
+            ctx.state
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(change.key(), Known { id: id.clone(), outputs: created.outputs });
+            slot.release();
+            let op = Op { id: Some(&id), ..op };
+            wait(ctx, k, &op, Phase::Create, timeouts.create, progress).await?;
             Ok(Some(id))
         }
         Phase::Update => {
             retrying(policy.consistency, policy.interval, CloudError::is_not_found, || k.update(cloud, &op)).await?;
+            slot.release();
+            wait(ctx, k, &op, Phase::Update, timeouts.update, progress).await?;
+            Ok(None)
+        }
+        Phase::Wait => {
+            slot.release();
+            progress.set(change.pending.clone().unwrap_or_default());
+            wait(ctx, k, &op, Phase::Create, timeouts.create, progress).await?;
             Ok(None)
         }
         Phase::Delete => {
-            let deleted = retrying(policy.dependency, policy.interval, CloudError::is_dependency_violation, || {
-                k.delete(cloud, &op)
+            let deleted = retrying(policy.dependency, policy.interval, CloudError::is_dependency_violation, || async {
+                match k.delete(cloud, &op).await {
+                    Err(e) if k.is_gone(&e) => Ok(false),
+                    other => other.map(|_| true),
+                }
             })
             .await;
             match deleted {
@@ -340,61 +443,139 @@ async fn run(
                     }
                     Err(e)
                 }
-                other => other.map(|_| None),
+                Err(e) => Err(e),
+                Ok(false) => Ok(None),
+                Ok(true) => {
+                    slot.release();
+                    match wait(ctx, k, &op, Phase::Delete, timeouts.delete, progress).await {
+                        Err(e) if k.is_gone(&e) => Ok(None),
+                        other => other.map(|_| None),
+                    }
+                }
             }
         }
     }
 }
 
-/// A create that is retried (AWS not yet seeing a resource created a moment ago) may have got halfway the first
-/// time: the resource exists, a later step failed. Look before creating again, and finish the one that exists
-/// as an update of every attribute, so a retry never makes a duplicate.
-async fn create_or_finish(
-    cloud: &Cloud,
-    k: &dyn crate::resources::Kind,
+/// Waits for AWS to finish `phase`, bounded by `limit` and by Ctrl-C. Either way out, AWS carries on: the error
+/// says so, and that a re-run resumes (it finds the resource and waits for it).
+async fn wait(
+    ctx: &Ctx<'_>,
+    k: &dyn Kind,
     op: &Op<'_>,
-    retry: bool,
-) -> Result<String, CloudError> {
-    if !retry {
-        return k.create(cloud, op).await;
-    }
-    let existing = k.read(cloud, op.region).await?.into_iter().find(|l| &l.address == op.address);
-    let Some(mut live) = existing else { return k.create(cloud, op).await };
-    crate::plan::read::forget_ignored_tags(cloud, &mut live);
-    let changed: Vec<String> = op.desired.iter().flat_map(|d| d.keys().cloned()).collect();
-    let finish = Op {
-        address: op.address,
-        region: op.region,
-        id: Some(&live.id),
-        desired: op.desired.clone(),
-        live: Some(resolve_live(&live.attrs)),
-        changed: &changed,
+    phase: Phase,
+    limit: Duration,
+    progress: &Progress,
+) -> Result<(), CloudError> {
+    let id = op.id()?;
+    let waiting = k.wait(ctx.cloud, op, id, phase, progress);
+    let stop = &ctx.options.stop;
+    let interrupted = async {
+        while !stop.load(Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     };
-    k.update(cloud, &finish).await?;
-    Ok(live.id)
+    let last = || progress.get().map(|s| format!(" (last status: {s})")).unwrap_or_default();
+    let doing = match phase {
+        Phase::Delete => "going away",
+        _ => "coming up",
+    };
+    tokio::select! {
+        done = waiting => done,
+        _ = tokio::time::sleep(limit) => Err(CloudError {
+            operation: "webscale".into(),
+            code: Some("WaitTimeout".into()),
+            message: format!(
+                "gave up waiting for {} after {}{}; AWS keeps working on it: run the same command again to resume waiting",
+                op.address, human(limit), last()
+            ),
+        }),
+        _ = interrupted => Err(CloudError {
+            operation: "webscale".into(),
+            code: Some("Interrupted".into()),
+            message: format!(
+                "stopped waiting (interrupted){}; {} keeps {doing} on AWS's side: run the same command again to resume",
+                last(), op.address
+            ),
+        }),
+    }
 }
 
-/// Desired references become the ids they point to now (after their creates have run).
-fn resolve_desired(attrs: &Attrs, ids: &HashMap<Address, String>) -> Result<Attrs, CloudError> {
+fn human(d: Duration) -> String {
+    let s = d.as_secs();
+    match (s / 60, s % 60) {
+        (0, s) => format!("{s}s"),
+        (m, 0) => format!("{m}m"),
+        (m, s) => format!("{m}m{s}s"),
+    }
+}
+
+/// A create, safe to repeat. Conditions that clear by themselves are retried: AWS not yet seeing a resource
+/// created a moment ago, throttling, an answer that never arrived (the call may have been carried out), and "already
+/// exists" from a repeat that met what the first call made (unique names). Before
+/// creating again, look: a create that got halfway (the resource exists, a later step failed) or whose answer was
+/// lost is finished as an update of every attribute, so a retry never makes a duplicate. Only a resource other than
+/// the one being replaced counts: in a create-first replacement the old one has the same address.
+async fn create(ctx: &Ctx<'_>, k: &dyn Kind, op: &Op<'_>, replacing: Option<&str>) -> Result<Created, CloudError> {
+    let policy = ctx.cloud.retry;
+    let transient: fn(&CloudError) -> bool =
+        |e| e.is_not_found() || e.is_throttling() || e.is_ambiguous() || e.is_already_exists();
+    let attempt = std::sync::atomic::AtomicUsize::new(0);
+    retrying(policy.consistency, policy.interval, transient, || async {
+        if attempt.fetch_add(1, Ordering::SeqCst) == 0 {
+            return k.create(ctx.cloud, op).await;
+        }
+        let read = ReadCtx::new(ctx.cloud, ctx.stack);
+        let found = crate::plan::read::read_one(k, &read, op.region, op.address).await?;
+        let Some(live) = found.into_iter().find(|l| Some(l.id.as_str()) != replacing) else {
+            return k.create(ctx.cloud, op).await;
+        };
+        let changed: Vec<String> = op.desired.iter().flat_map(|d| d.keys().cloned()).collect();
+        let finish = Op {
+            address: op.address,
+            region: op.region,
+            id: Some(&live.id),
+            desired: op.desired.clone(),
+            live: Some(resolve_live(&live.attrs)),
+            changed: &changed,
+            token: op.token.clone(),
+            digests: op.digests.clone(),
+        };
+        k.update(ctx.cloud, &finish).await?;
+        Ok(Created { id: live.id, outputs: live.outputs })
+    })
+    .await
+}
+
+/// Desired references become the ids (or outputs) they point to now, after the creates they wait for have run.
+fn resolve_desired(
+    kinds: Kinds,
+    home: &str,
+    region: &str,
+    attrs: &Attrs,
+    state: &HashMap<Key, Known>,
+) -> Result<Attrs, CloudError> {
     let mut missing = None;
     let resolved = attrs
         .iter()
         .map(|(k, v)| {
             let v = rewrite(v, &mut |x| {
-                let a = as_reference(x)?;
-                match ids.get(&a) {
-                    Some(id) => Some(Value::String(id.clone())),
-                    None => {
-                        missing = Some(a);
-                        Some(Value::Null)
-                    }
+                let r = resources::as_ref(x)?;
+                let key = resources::target(kinds, region, home, &r);
+                let value = state.get(&key).and_then(|known| match &r.output {
+                    None => Some(Value::String(known.id.clone())),
+                    Some(o) => known.outputs.get(o).cloned(),
+                });
+                if value.is_none() {
+                    missing = Some(format!("{}{}", r.address, r.output.map(|o| format!(".{o}")).unwrap_or_default()));
                 }
+                Some(value.unwrap_or(Value::Null))
             });
             (k.clone(), v)
         })
         .collect();
     match missing {
-        Some(a) => Err(CloudError::internal(format!("{a} has no id yet (it was not created)"))),
+        Some(what) => Err(CloudError::internal(format!("{what} is not known yet (it was not created)"))),
         None => Ok(resolved),
     }
 }

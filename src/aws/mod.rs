@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
+use crate::resources::{GLOBAL, GLOBAL_HOME};
+
 /// Overrides from the command line; anything unset comes from the standard AWS chain.
 #[derive(Debug, Clone, Default)]
 pub struct Settings {
@@ -118,11 +120,15 @@ pub struct Cloud {
 
 impl Cloud {
     /// `regions` must include every region the stack's resources live in; the first is the stack's home.
+    /// Global kinds' calls (Route 53, CloudFront, IAM) go to [`GLOBAL_HOME`] under the pseudo-region [`GLOBAL`],
+    /// which every cloud has, so a global kind is read even when the spec declares none of it.
     pub fn new(stack: &str, config: &SdkConfig, regions: &[String]) -> Cloud {
         let home = config.region().map(|r| r.to_string()).unwrap_or_else(|| regions[0].clone());
-        let mut all: Vec<String> = regions.to_vec();
+        let mut all: Vec<String> = regions.iter().filter(|r| *r != GLOBAL).cloned().collect();
         all.push(home.clone());
-        let regions = all.into_iter().map(|r| (r.clone(), Clients::new(config, &r))).collect();
+        let mut regions: BTreeMap<String, Clients> =
+            all.into_iter().map(|r| (r.clone(), Clients::new(config, &r))).collect();
+        regions.insert(GLOBAL.to_string(), Clients::new(config, GLOBAL_HOME));
         Cloud {
             stack: stack.to_string(),
             home,
@@ -134,12 +140,12 @@ impl Cloud {
         }
     }
 
-    /// Built from ready clients (tests hand in mocked ones).
+    /// Built from ready clients (tests hand in mocked ones); the same clients answer for global kinds.
     pub fn from_clients(stack: &str, region: &str, clients: Clients, retry: RetryPolicy) -> Cloud {
         Cloud {
             stack: stack.to_string(),
             home: region.to_string(),
-            regions: BTreeMap::from([(region.to_string(), clients)]),
+            regions: BTreeMap::from([(region.to_string(), clients.clone()), (GLOBAL.to_string(), clients)]),
             retry,
             account: None,
             ignore_tags: Vec::new(),
@@ -157,8 +163,31 @@ impl Cloud {
         &self.home
     }
 
+    /// Every region clients exist for, [`GLOBAL`] included.
     pub fn regions(&self) -> impl Iterator<Item = &str> {
         self.regions.keys().map(String::as_str)
+    }
+
+    /// Adds clients for more regions (a test with resources in two regions).
+    pub fn with_region(mut self, region: &str, clients: Clients) -> Cloud {
+        self.regions.insert(region.to_string(), clients);
+        self
+    }
+
+    /// Where calls go, for messages.
+    pub fn endpoint(&self) -> String {
+        self.config
+            .as_ref()
+            .and_then(|c| c.endpoint_url())
+            .map_or_else(|| "the AWS endpoints".to_string(), str::to_string)
+    }
+
+    /// Who we are ([`whoami`]); `None` for hand-built clients (tests), which have no STS.
+    pub async fn whoami(&self) -> Result<Option<String>, CloudError> {
+        match &self.config {
+            Some(config) => whoami(config).await.map(Some),
+            None => Ok(None),
+        }
     }
 
     pub fn clients(&self, region: &str) -> Result<&Clients, CloudError> {
@@ -169,10 +198,11 @@ impl Cloud {
         Ok(&self.clients(region)?.ec2)
     }
 
-    /// Other regions where this stack already has a VPC (every stack has one). Asked only when a plan would
-    /// build the whole stack anew, or finds nothing to destroy: the sign of a region mix-up (a different
-    /// AWS_REGION in CI) that would otherwise build a second copy, or leave the first one behind. Best effort:
-    /// regions that cannot be asked are skipped.
+    /// Other regions where this stack has a VPC (every stack has one) although the spec does not name them: a
+    /// region dropped from the spec, or a region mix-up (a different AWS_REGION in CI) that would otherwise build
+    /// a second copy or leave the first one behind. Asked alongside every plan's reads. Best effort: regions that
+    /// cannot be asked are skipped. An emulator that answers every region from one store (LocalStack aliases
+    /// some) reports the same VPC ids everywhere: a VPC already seen in a region of the stack does not count.
     pub async fn stack_elsewhere(&self) -> Vec<String> {
         let Some(config) = &self.config else { return Vec::new() };
         let Ok(ec2) = self.ec2(&self.home) else { return Vec::new() };
@@ -184,20 +214,30 @@ impl Cloud {
             }
         };
         tracing::debug!(regions = regions.regions().len(), "looking for the stack in other regions");
-        let probes =
-            regions.regions().iter().filter_map(|r| r.region_name()).filter(|r| !self.regions.contains_key(*r)).map(
-                |region| async move {
-                    let ec2 = Clients::new(config, region).ec2;
-                    let found = ec2.describe_vpcs().filters(
-                        aws_sdk_ec2::types::Filter::builder().name("tag:webscale:stack").values(&self.stack).build(),
-                    );
-                    let found = found.send().await.map(|o| !o.vpcs().is_empty()).unwrap_or(false);
-                    found.then(|| region.to_string())
-                },
+        let used: Vec<&str> = self.regions.keys().filter(|r| *r != GLOBAL).map(String::as_str).collect();
+        let mut names: Vec<&str> = regions.regions().iter().filter_map(|r| r.region_name()).collect();
+        names.extend(used.iter().filter(|u| !names.contains(u)).collect::<Vec<_>>());
+        let probes = names.into_iter().map(|region| async move {
+            let ec2 = Clients::new(config, region).ec2;
+            let found = ec2.describe_vpcs().filters(
+                aws_sdk_ec2::types::Filter::builder().name("tag:webscale:stack").values(&self.stack).build(),
             );
-        let mut found: Vec<String> = futures::future::join_all(probes).await.into_iter().flatten().collect();
-        found.sort();
-        found
+            let ids: Vec<String> = found
+                .send()
+                .await
+                .map(|o| o.vpcs().iter().filter_map(|v| v.vpc_id()).map(str::to_string).collect())
+                .unwrap_or_default();
+            (region, ids)
+        });
+        let found = futures::future::join_all(probes).await;
+        let seen: Vec<&String> = found.iter().filter(|(r, _)| used.contains(r)).flat_map(|(_, ids)| ids).collect();
+        let mut elsewhere: Vec<String> = found
+            .iter()
+            .filter(|(r, ids)| !used.contains(r) && ids.iter().any(|id| !seen.contains(&id)))
+            .map(|(r, _)| r.to_string())
+            .collect();
+        elsewhere.sort();
+        elsewhere
     }
 
     /// Runs `f` again while AWS does not yet see something created a moment ago (`*.NotFound`), within the
@@ -236,6 +276,54 @@ impl CloudError {
     pub fn is_not_found(&self) -> bool {
         let c = self.code();
         c.ends_with(".NotFound") || c.ends_with("NotFound") || c.ends_with("NotFoundException") || c == "NoSuchEntity"
+    }
+
+    /// The endpoint does not serve the call (LocalStack's free edition: "not included in your license plan";
+    /// an emulator without the service), or the credentials may not make it.
+    pub fn is_unserved(&self) -> bool {
+        let c = self.code();
+        matches!(
+            c,
+            "AccessDenied"
+                | "AccessDeniedException"
+                | "UnauthorizedOperation"
+                | "NotImplemented"
+                | "InternalFailure"
+                | "UnknownOperationException"
+                | "InvalidAction"
+        ) || self.message.contains("not included in your")
+            || self.message.contains("not yet implemented")
+    }
+
+    /// AWS asked us to slow down: the call was not carried out, so repeating it is safe.
+    pub fn is_throttling(&self) -> bool {
+        matches!(
+            self.code(),
+            "Throttling" | "ThrottlingException" | "RequestLimitExceeded" | "TooManyRequestsException" | "SlowDown"
+        )
+    }
+
+    /// The call may or may not have been carried out: no answer arrived (timeout, reset connection), or the
+    /// service failed on its side. A create after such an error must look before it creates again.
+    pub fn is_ambiguous(&self) -> bool {
+        self.code.is_none() && self.operation != "webscale"
+            || matches!(self.code(), "InternalError" | "InternalFailure" | "ServiceUnavailable" | "Unavailable")
+    }
+
+    /// The error code, else the message: for one-line warnings.
+    pub fn code_or_message(&self) -> &str {
+        self.code.as_deref().unwrap_or(&self.message)
+    }
+
+    /// A create repeated after its answer was lost meets the resource the first call made (names the service
+    /// keeps unique: groups, load balancers, DB identifiers, functions, roles, log groups, buckets, topics).
+    pub fn is_already_exists(&self) -> bool {
+        let c = self.code();
+        c.ends_with(".Duplicate")
+            || c.ends_with("AlreadyExists")
+            || c.ends_with("AlreadyExistsException")
+            || c.ends_with("AlreadyExistsFault")
+            || matches!(c, "EntityAlreadyExists" | "BucketAlreadyOwnedByYou" | "DuplicateLoadBalancerName")
     }
 
     /// Something still uses the resource; often clears by itself (ENIs draining).
@@ -279,6 +367,15 @@ fn cause_chain(err: &(dyn std::error::Error + 'static)) -> String {
         next = e.source();
     }
     parts.join(": ")
+}
+
+/// For EC2 creates: no automatic retries. The SDK would repeat a call whose answer was lost, and AWS, having
+/// carried out the first, would make a second resource where the API has no idempotency token (CreateVpc,
+/// CreateSubnet, CreateInternetGateway). The engine retries instead, looking for the resource by its tags before it
+/// creates again. Where the API takes a client token (CreateRouteTable, CreateNetworkAcl) it is passed as well, so
+/// a repeat that the look misses (tag reads are eventually consistent on AWS) still returns the first resource.
+pub fn ec2_once() -> aws_sdk_ec2::config::Builder {
+    aws_sdk_ec2::config::Builder::default().retry_config(aws_config::retry::RetryConfig::disabled())
 }
 
 /// Who we are, asked once before anything else: it fails fast (and says why) when the endpoint is unreachable

@@ -132,7 +132,7 @@ pub async fn run(cli: Cli, ui: Ui) -> Result<ExitCode, Error> {
         Command::Plan(args) => {
             let (stack, cloud) = connect(&settings, &args.file.file).await?;
             let plan = plan::build(&cloud, &stack, plan::Mode::Apply).await?;
-            warn_if_elsewhere(&cloud, &plan, ui).await;
+            ui.warnings(&plan);
             ui.plan(&plan);
             if let Some(out) = &args.out {
                 let json = serde_json::to_string_pretty(&plan).unwrap_or_default();
@@ -162,10 +162,9 @@ async fn connect(settings: &Settings, file: &std::path::Path) -> Result<(Stack, 
             regions.push(d.region);
         }
     }
+    // Who we are is asked alongside the reads (plan::build), not before them.
     let mut cloud = Cloud::new(&stack.name, &config, &regions);
     cloud.ignore_tags = stack.ignore_tags.clone();
-    let endpoint = config.endpoint_url().map_or_else(|| "the AWS endpoints".to_string(), str::to_string);
-    cloud.account = Some(aws::whoami(&config).await.map_err(|source| Error::Connect { endpoint, source })?);
     Ok((stack, cloud))
 }
 
@@ -176,7 +175,7 @@ async fn execute(settings: &Settings, args: &ApplyArgs, mode: plan::Mode, ui: Ui
     };
     let (stack, cloud) = connect(settings, &args.file.file).await?;
     let plan: Plan = plan::build(&cloud, &stack, mode).await?;
-    warn_if_elsewhere(&cloud, &plan, ui).await;
+    ui.warnings(&plan);
     ui.plan_event(&plan);
     if !plan.has_changes() {
         ui.report(&plan, &apply::Report::default(), verb);
@@ -218,28 +217,9 @@ async fn execute(settings: &Settings, args: &ApplyArgs, mode: plan::Mode, ui: Ui
             }
         }
     });
-    let report = apply::apply(&cloud, &plan, &options, &ui).await?;
+    let report = apply::apply(&cloud, &stack, &plan, &options, &ui).await?;
     ui.report(&plan, &report, verb);
     if report.failed() { Err(Error::Incomplete(verb)) } else { Ok(ExitCode::SUCCESS) }
-}
-
-/// A plan that builds everything anew (or destroys nothing) in one region while the stack lives in another is
-/// almost always a region mix-up; say so before anyone approves it.
-async fn warn_if_elsewhere(cloud: &Cloud, plan: &Plan, ui: Ui) {
-    let s = &plan.summary;
-    let nothing_here = s.change + s.replace + s.destroy + s.unchanged == 0;
-    if !nothing_here {
-        return;
-    }
-    let elsewhere = cloud.stack_elsewhere().await;
-    if !elsewhere.is_empty() {
-        ui.warn(&format!(
-            "stack {} has nothing in {} but exists in {}. If that is the stack you mean, use --region (or AWS_REGION, or [stack] region).",
-            plan.stack,
-            plan.region,
-            elsewhere.join(", ")
-        ));
-    }
 }
 
 /// A saved plan may be applied only while it is still exactly what a fresh plan says: same stack, region, account

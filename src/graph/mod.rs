@@ -8,8 +8,23 @@
 use std::collections::VecDeque;
 use std::future::Future;
 
+use std::sync::Arc;
+
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// One of a walk's `parallelism` places, held for a running node until it finishes or releases it (the walk
+/// keeps it, so dropping the handle early frees nothing).
+#[derive(Debug, Clone)]
+pub struct Slot(Arc<std::sync::Mutex<Option<OwnedSemaphorePermit>>>);
+
+impl Slot {
+    /// Frees the place for another node; this one keeps running (waiting, typically).
+    pub fn release(&mut self) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).take();
+    }
+}
 
 #[derive(Debug, Clone, Default)]
 pub struct Graph {
@@ -106,26 +121,50 @@ impl Graph {
     }
 
     /// Runs `run` on every node, each after its prerequisites succeeded, at most `parallelism` at a time.
+    /// Each run gets a [`Slot`]: while it holds it, it counts against `parallelism`; a run that goes on to wait
+    /// for something slow (AWS bringing a database up) releases it, so waiting never holds up independent work.
     /// The graph must be acyclic (check with [`Graph::order`] first); nodes on a cycle would never run and are
     /// reported as skipped because of themselves.
     pub async fn walk<E, F, Fut>(&self, parallelism: usize, mut run: F) -> Vec<Outcome<E>>
     where
         E: Clone,
-        F: FnMut(usize) -> Fut,
+        F: FnMut(usize, Slot) -> Fut,
         Fut: Future<Output = (usize, Result<(), E>)>,
     {
-        let parallelism = parallelism.max(1);
+        let slots = Arc::new(Semaphore::new(parallelism.max(1)));
         let mut outcome: Vec<Option<Outcome<E>>> = vec![None; self.len()];
         let mut waiting: Vec<usize> = self.before.iter().map(Vec::len).collect();
         let mut ready: VecDeque<usize> = (0..self.len()).filter(|&n| waiting[n] == 0).collect();
         let mut running = FuturesUnordered::new();
         loop {
-            while running.len() < parallelism
+            while !ready.is_empty()
+                && let Ok(permit) = slots.clone().try_acquire_owned()
                 && let Some(n) = ready.pop_front()
             {
-                running.push(run(n));
+                let slot = Slot(Arc::new(std::sync::Mutex::new(Some(permit))));
+                let work = run(n, slot.clone());
+                running.push(async move {
+                    let out = work.await;
+                    drop(slot);
+                    out
+                });
             }
-            let Some((n, result)) = running.next().await else { break };
+            if running.is_empty() {
+                break;
+            }
+            // Wake on a finished run, or on a slot released by a run that is now only waiting.
+            let finished = if ready.is_empty() {
+                running.next().await
+            } else {
+                tokio::select! {
+                    done = running.next() => done,
+                    permit = slots.clone().acquire_owned() => {
+                        drop(permit);
+                        continue;
+                    }
+                }
+            };
+            let Some((n, result)) = finished else { break };
             let failed = result.is_err();
             outcome[n] = Some(match result {
                 Ok(()) => Outcome::Done,
@@ -157,7 +196,7 @@ impl Graph {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::{Arc, Mutex};
+    use std::sync::Mutex;
 
     fn chain() -> Graph {
         // 0 -> 1 -> 3, 0 -> 2 -> 3, 4 alone
@@ -202,7 +241,7 @@ mod tests {
         let g = chain();
         let ran = Arc::new(Mutex::new(Vec::new()));
         let outcomes = g
-            .walk(2, |n| {
+            .walk(2, |n, _slot| {
                 let ran = ran.clone();
                 async move {
                     ran.lock().unwrap().push(n);
@@ -223,7 +262,7 @@ mod tests {
         let g = Graph::new(12); // no edges: all ready at once
         let live = Arc::new(Mutex::new((0usize, 0usize))); // (running now, max seen)
         let outcomes = g
-            .walk(3, |n| {
+            .walk(3, |n, _slot| {
                 let live = live.clone();
                 async move {
                     {
@@ -240,5 +279,32 @@ mod tests {
         assert!(outcomes.iter().all(|o| *o == Outcome::Done));
         let max = live.lock().unwrap().1;
         assert!((2..=3).contains(&max), "max concurrency was {max}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_node_that_releases_its_slot_does_not_hold_up_others() {
+        // One slot. Node 0 waits 30 minutes (virtual time) after releasing its slot; nodes 1-3 are quick. They all
+        // finish long before node 0 does.
+        let g = Graph::new(4);
+        let finished = Arc::new(Mutex::new(Vec::new()));
+        let start = tokio::time::Instant::now();
+        g.walk(1, |n, mut slot| {
+            let finished = finished.clone();
+            async move {
+                if n == 0 {
+                    slot.release();
+                    tokio::time::sleep(std::time::Duration::from_secs(30 * 60)).await;
+                } else {
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                }
+                finished.lock().unwrap().push((n, start.elapsed().as_secs()));
+                (n, Ok::<(), String>(()))
+            }
+        })
+        .await;
+        let finished = finished.lock().unwrap().clone();
+        assert_eq!(finished.iter().map(|f| f.0).collect::<Vec<_>>(), vec![1, 2, 3, 0]);
+        assert!(finished[2].1 <= 3, "the quick nodes ran one at a time, not after the wait: {finished:?}");
+        assert_eq!(finished[3].1, 30 * 60);
     }
 }

@@ -7,9 +7,14 @@ pub mod read;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::resources::{Address, Desired, Live, ReplaceOrder};
+use crate::resources::{Address, Desired, Key, Kinds, Live, ReplaceOrder};
 
-pub use diff::{PlanError, diff};
+pub use diff::{PlanError, diff, diff_with};
+
+/// The JSON plan's `format_version`. 2: values known only after apply are `{"unknown": "ADDRESS.OUTPUT"}` with
+/// `known_after_apply: true` on their attribute; secrets are `{"sensitive": "sha256:..."}`; changes may carry
+/// `depends_on` and `pending`; the plan may carry `warnings`. Everything of version 1 reads the same.
+pub const FORMAT_VERSION: u32 = 2;
 
 /// What happens to one resource. In JSON: `"action": "replace"` plus `"replace_order": "delete_first"` on
 /// replacements, so a pipeline can always compare `action` with a string.
@@ -77,6 +82,9 @@ pub struct AttrChange {
     /// Why a value that reads the same still changes (a referenced resource is replaced, so its id will).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// `after` holds values that exist only once apply has created what they come from (`{"unknown": ...}`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub known_after_apply: bool,
 }
 
 /// The planned change of one resource.
@@ -94,16 +102,28 @@ pub struct Change {
     pub reason: Option<String>,
     /// Create: every desired attribute; delete: every live one; update and replace: those that differ.
     pub attributes: Vec<AttrChange>,
+    /// Resources this one waits for although no attribute refers to them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub depends_on: Vec<Address>,
+    /// AWS is still bringing the resource up or changing it (its status): apply waits for it before anything
+    /// that depends on it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pending: Option<String>,
     #[serde(skip)]
     pub desired: Option<Desired>,
     #[serde(skip)]
     pub live: Option<Live>,
     /// Resources the live resource references (they must outlive its deletion or update).
     #[serde(skip)]
-    pub live_refs: Vec<Address>,
+    pub live_refs: Vec<Key>,
 }
 
 impl Change {
+    /// The resource's identity: region and address.
+    pub fn key(&self) -> Key {
+        (self.region.clone(), self.address.clone())
+    }
+
     /// Names of the attributes that differ.
     pub fn changed(&self) -> Vec<String> {
         self.attributes.iter().map(|a| a.name.clone()).collect()
@@ -128,14 +148,18 @@ pub struct Plan {
     /// The AWS account the plan was made against, when known.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub account: Option<String>,
+    /// What the plan could not check, and other things an operator should know before approving.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
     /// Every resource of the stack, in dependency order; no-ops included (the human view hides them).
     pub changes: Vec<Change>,
     pub summary: Summary,
 }
 
 impl Plan {
+    /// Something to do: a change, or a resource still coming up that apply must wait for.
     pub fn has_changes(&self) -> bool {
-        self.changes.iter().any(|c| c.action != Action::NoOp)
+        self.changes.iter().any(|c| c.action != Action::NoOp || c.pending.is_some())
     }
 
     pub fn summarize(changes: &[Change]) -> Summary {
@@ -160,17 +184,59 @@ pub enum Mode {
     Destroy,
 }
 
-/// Desired resources + live state -> plan. Destroy is the same diff against an empty desired set, which is why it
-/// deletes exactly what the stack owns, in reverse dependency order.
+/// Desired resources + live state -> plan, over the registry's kinds. Destroy is the same diff against an empty
+/// desired set, which is why it deletes exactly what the stack owns, in reverse dependency order.
 pub async fn build(cloud: &crate::aws::Cloud, stack: &crate::spec::Stack, mode: Mode) -> Result<Plan, crate::Error> {
+    build_with(crate::resources::REGISTRY, cloud, stack, mode).await
+}
+
+/// The same over `kinds`. Asks STS who we are alongside the reads (not before them: a plan costs as few sequential
+/// round trips as the APIs allow); when that fails, its clear message wins over whatever the reads say.
+pub async fn build_with(
+    kinds: Kinds<'_>,
+    cloud: &crate::aws::Cloud,
+    stack: &crate::spec::Stack,
+    mode: Mode,
+) -> Result<Plan, crate::Error> {
+    let all = crate::resources::desired_of(kinds, stack);
+    let ctx = crate::resources::ReadCtx::new(cloud, stack);
+    let whoami = async {
+        match &cloud.account {
+            Some(a) => Ok(Some(a.clone())),
+            None => cloud.whoami().await.map_err(|source| crate::Error::Connect { endpoint: cloud.endpoint(), source }),
+        }
+    };
+    let reads = async { read::read_live(kinds, &ctx, &all).await.map_err(crate::Error::Read) };
+    // Regions the spec does not name where the stack still has resources (a region dropped from the spec, or a
+    // different AWS_REGION in CI): looked for alongside the reads, so it costs no extra round trip.
+    let elsewhere = async { Ok(cloud.stack_elsewhere().await) };
+    let (account, (live, mut warnings), elsewhere) = futures::future::try_join3(whoami, reads, elsewhere).await?;
     let desired = match mode {
-        Mode::Apply => crate::resources::desired(stack),
+        Mode::Apply => all,
         Mode::Destroy => Vec::new(),
     };
-    let live = read::read_live(cloud).await.map_err(crate::Error::Read)?;
-    let mut plan = diff(&stack.name, &stack.region, desired, live)?;
-    plan.account = cloud.account.clone();
-    crate::apply::check(&plan)?;
+    let mut plan = diff_with(kinds, &stack.name, &stack.region, desired, live)?;
+    plan.account = account;
+    if !elsewhere.is_empty() {
+        let s = &plan.summary;
+        let here = s.change + s.replace + s.destroy + s.unchanged > 0;
+        warnings.push(if here {
+            format!(
+                "stack {} also has resources in {}, which this plan does not cover: they are left as they are. To remove them, run destroy with --region.",
+                plan.stack,
+                elsewhere.join(", ")
+            )
+        } else {
+            format!(
+                "stack {} has nothing in {} but exists in {}. If that is the stack you mean, use --region (or AWS_REGION, or [stack] region).",
+                plan.stack,
+                plan.region,
+                elsewhere.join(", ")
+            )
+        });
+    }
+    plan.warnings = warnings;
+    crate::apply::check(kinds, &plan)?;
     if mode == Mode::Destroy {
         for c in &mut plan.changes {
             c.reason = Some("the stack is being destroyed".to_string());

@@ -25,14 +25,15 @@ pub fn desired_tags(stack: &Stack, address: &Address) -> BTreeMap<String, String
     tags
 }
 
-/// Everything of one EC2 kind the stack owns in a region: one tag-filtered describe, all pages.
-/// `describe_owned!(cloud, region, describe_vpcs, "DescribeVpcs")` -> `Result<Vec<Vpc>, CloudError>`.
+/// Everything of one EC2 kind the stack owns in a region: one tag-filtered describe, all pages; narrowed to one
+/// address when the read context asks for one (a retried create looking for its resource).
+/// `describe_owned!(ctx, region, describe_vpcs, "DescribeVpcs")` -> `Result<Vec<Vpc>, CloudError>`.
 macro_rules! describe_owned {
-    ($cloud:expr, $region:expr, $op:ident, $name:literal) => {
-        $cloud
+    ($ctx:expr, $region:expr, $op:ident, $name:literal) => {
+        $ctx.cloud
             .ec2($region)?
             .$op()
-            .filters($crate::resources::ec2_tags::owned_filter($cloud))
+            .set_filters(Some($crate::resources::ec2_tags::owned_filters($ctx)))
             .into_paginator()
             .items()
             .send()
@@ -43,9 +44,13 @@ macro_rules! describe_owned {
 }
 pub(crate) use describe_owned;
 
-/// The describe filter that selects what a stack owns.
-pub fn owned_filter(cloud: &Cloud) -> Filter {
-    Filter::builder().name(format!("tag:{TAG_STACK}")).values(cloud.stack()).build()
+/// The describe filters that select what a stack owns (at one address, if the context says so).
+pub fn owned_filters(ctx: &super::ReadCtx<'_>) -> Vec<Filter> {
+    let mut filters = vec![Filter::builder().name(format!("tag:{TAG_STACK}")).values(ctx.cloud.stack()).build()];
+    if let Some(address) = ctx.only {
+        filters.push(Filter::builder().name(format!("tag:{TAG_ADDRESS}")).values(address.as_str()).build());
+    }
+    filters
 }
 
 pub fn tag_spec(kind: ResourceType, tags: &BTreeMap<String, String>) -> TagSpecification {
@@ -87,7 +92,7 @@ pub fn live(
     let address = owned_address(tags, kind, &id);
     let mut attrs = attrs();
     attrs.insert("tags".into(), serde_json::to_value(live_tags(tags)).unwrap_or_default());
-    Some(Live { address, region: region.to_string(), id, attrs })
+    Some(Live::new(address, region, id, attrs))
 }
 
 /// Makes the tags on `id` equal `desired` (both maps exclude `aws:` tags).

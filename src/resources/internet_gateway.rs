@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::ec2_tags::{self, describe_owned, desired_tags, id_ref, tag_spec};
-use super::{Address, Desired, Kind, Live, Op, reference};
+use super::{Address, Desired, Kind, Live, Op, reference, Attr, Created, ReadCtx};
 use crate::aws::{CallExt, Cloud, CloudError};
 use crate::spec::Stack;
 
@@ -42,12 +42,13 @@ impl Kind for InternetGateway {
 
     /// Moving an attached gateway to a new VPC in place would keep the old VPC alive (AWS refuses to delete a VPC
     /// with a gateway attached) until after the new one exists: replace it with the VPC instead.
-    fn replace_on(&self) -> &'static [&'static str] {
-        &["vpc"]
+    fn schema(&self) -> &'static [Attr] {
+        const SCHEMA: &[Attr] = &[Attr::new("vpc").forces_replacement(), Attr::new("tags")];
+        SCHEMA
     }
 
-    async fn read(&self, cloud: &Cloud, region: &str) -> Result<Vec<Live>, CloudError> {
-        let igws = describe_owned!(cloud, region, describe_internet_gateways, "DescribeInternetGateways")?;
+    async fn read(&self, ctx: &ReadCtx<'_>, region: &str) -> Result<Vec<Live>, CloudError> {
+        let igws = describe_owned!(ctx, region, describe_internet_gateways, "DescribeInternetGateways")?;
         Ok(igws
             .iter()
             .filter_map(|igw| {
@@ -58,12 +59,15 @@ impl Kind for InternetGateway {
             .collect())
     }
 
-    async fn create(&self, cloud: &Cloud, op: &Op<'_>) -> Result<String, CloudError> {
+    async fn create(&self, cloud: &Cloud, op: &Op<'_>) -> Result<Created, CloudError> {
         let want: Attrs = op.desired()?;
         let ec2 = cloud.ec2(op.region)?;
         let out = ec2
             .create_internet_gateway()
             .tag_specifications(tag_spec(ResourceType::InternetGateway, &want.tags))
+            // No token to make a repeat safe: never repeated blindly (see `aws::ec2_once`).
+            .customize()
+            .config_override(crate::aws::ec2_once())
             .send()
             .await
             .call("CreateInternetGateway")?;
@@ -75,7 +79,7 @@ impl Kind for InternetGateway {
             // The gateway exists: retry the attach while AWS does not see it yet, never the create.
             cloud.settled(|| attach(cloud, op.region, id, vpc)).await?;
         }
-        Ok(id.to_string())
+        Ok(Created::from(id.to_string()))
     }
 
     async fn update(&self, cloud: &Cloud, op: &Op<'_>) -> Result<(), CloudError> {

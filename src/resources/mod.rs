@@ -8,8 +8,10 @@
 //! - before calling a kind to act, the engine resolves both forms to plain id strings, so kinds deserialize their
 //!   attributes into typed structs and never deal with addresses.
 
+mod context;
 mod ec2_enis;
 mod ec2_tags;
+mod schema;
 pub mod internet_gateway;
 pub mod network_acl;
 pub mod route_table;
@@ -18,7 +20,9 @@ pub mod security_group_rules;
 pub mod subnet;
 pub mod vpc;
 
+use std::collections::BTreeMap;
 use std::fmt;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use serde::de::DeserializeOwned;
@@ -28,9 +32,12 @@ use serde_json::{Map, Value, json};
 use crate::aws::{Cloud, CloudError};
 use crate::spec::Stack;
 
+pub use context::ReadCtx;
 pub use ec2_tags::{TAG_ADDRESS, TAG_STACK};
+pub use schema::{Attr, digest, rules as schema_rules};
 
-/// Every kind webscale manages. Adding a kind: one file in this folder, one line here.
+/// Every kind webscale manages. Adding a kind: one file in this folder, one line here. Plan and apply take the
+/// kinds they run as a parameter ([`Kinds`]); this is the default, and tests hand in kinds of their own.
 pub static REGISTRY: &[&dyn Kind] = &[
     &vpc::Vpc,
     &internet_gateway::InternetGateway,
@@ -41,9 +48,33 @@ pub static REGISTRY: &[&dyn Kind] = &[
     &network_acl::NetworkAcl,
 ];
 
-/// Finds a kind by the name used in addresses.
+/// The kinds a plan or apply runs over.
+pub type Kinds<'a> = &'a [&'a dyn Kind];
+
+/// Finds a kind of the registry by the name used in addresses.
 pub fn kind(name: &str) -> Option<&'static dyn Kind> {
     REGISTRY.iter().copied().find(|k| k.name() == name)
+}
+
+/// Finds a kind among `kinds`.
+pub fn find<'a>(kinds: Kinds<'a>, name: &str) -> Option<&'a dyn Kind> {
+    kinds.iter().copied().find(|k| k.name() == name)
+}
+
+/// The pseudo-region of global kinds (Route 53, CloudFront, IAM): one endpoint for the whole account, read once
+/// per plan. Their calls go to [`GLOBAL_HOME`].
+pub const GLOBAL: &str = "global";
+/// Where the global services' endpoints live.
+pub const GLOBAL_HOME: &str = "us-east-1";
+
+/// A resource's identity: the same address may exist in two regions (geo routing declares a tier twice).
+pub type Key = (String, Address);
+
+/// Whether a kind lives in a region or in the account as a whole.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    Regional,
+    Global,
 }
 
 /// A resource's logical address, `KIND.NAME` (e.g. `security_group.web`): stable across replacements, stored on
@@ -102,13 +133,68 @@ pub fn cloud_id(id: impl Into<String>) -> Value {
     json!({ "id": id.into() })
 }
 
-/// The address a value refers to, if it is a reference.
-pub fn as_reference(v: &Value) -> Option<Address> {
+/// A reference to one of another resource's outputs (a value known only once it exists, such as a load
+/// balancer's DNS name): `{"ref": "load_balancer.web", "output": "dns_name"}`.
+pub fn output_reference(to: &Address, output: &str) -> Value {
+    json!({ "ref": to.as_str(), "output": output })
+}
+
+/// A reference to a resource in another region than the referring one's: `{"ref": ..., "region": ...}`.
+pub fn reference_in(to: &Address, region: &str) -> Value {
+    json!({ "ref": to.as_str(), "region": region })
+}
+
+/// A reference, taken apart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ref {
+    pub address: Address,
+    /// Set only when the reference names a region explicitly.
+    pub region: Option<String>,
+    /// Set for a reference to an output rather than the id.
+    pub output: Option<String>,
+}
+
+/// The reference `v` is, if it is one.
+pub fn as_ref(v: &Value) -> Option<Ref> {
     let obj = v.as_object()?;
-    if obj.len() != 1 {
+    if obj.keys().any(|k| !matches!(k.as_str(), "ref" | "region" | "output")) {
         return None;
     }
-    obj.get("ref")?.as_str().and_then(Address::parse)
+    let address = obj.get("ref")?.as_str().and_then(Address::parse)?;
+    let text = |k: &str| obj.get(k).and_then(Value::as_str).map(str::to_string);
+    Some(Ref { address, region: text("region"), output: text("output") })
+}
+
+/// The address a value refers to, if it is a reference (to an id or an output).
+pub fn as_reference(v: &Value) -> Option<Address> {
+    as_ref(v).map(|r| r.address)
+}
+
+/// Where a reference from a resource in `from_region` points: its explicit region, else the global pseudo-region
+/// for a global kind, else the referring resource's own region (the home region when a global resource refers to
+/// a regional one). `kinds` tells global kinds apart.
+pub fn target(kinds: Kinds, from_region: &str, home: &str, r: &Ref) -> Key {
+    let region = match &r.region {
+        Some(region) => region.clone(),
+        None if find(kinds, r.address.kind()).is_some_and(|k| k.scope() == Scope::Global) => GLOBAL.to_string(),
+        None if from_region == GLOBAL => home.to_string(),
+        None => from_region.to_string(),
+    };
+    (region, r.address.clone())
+}
+
+/// A value not known until apply (an output of a resource still to be created): `{"unknown": "ADDRESS.OUTPUT"}`.
+pub fn unknown(r: &Ref) -> Value {
+    json!({ "unknown": format!("{}.{}", r.address, r.output.as_deref().unwrap_or("id")) })
+}
+
+pub fn is_unknown(v: &Value) -> bool {
+    v.as_object().is_some_and(|o| o.len() == 1 && o.contains_key("unknown"))
+}
+
+/// A secret as the plan shows it: a digest (so a saved plan can still be checked for staleness), never the value.
+pub fn is_sensitive(v: &Value) -> bool {
+    v.as_object().is_some_and(|o| o.len() == 1 && o.contains_key("sensitive"))
 }
 
 /// The id a value carries, if it is a live id.
@@ -154,14 +240,36 @@ pub fn plain_ids(v: &Value) -> Value {
 #[derive(Debug, Clone, Serialize)]
 pub struct Desired {
     pub address: Address,
+    /// Its region ([`GLOBAL`] for global kinds).
     pub region: String,
     pub attrs: Attrs,
+    /// Resources that must be ready before this one is created or updated although no attribute refers to
+    /// them (switch a listener only once the new targets are healthy). Same region.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub depends_on: Vec<Address>,
+    /// How long to wait for AWS, where the spec overrides the kind's defaults.
+    #[serde(skip)]
+    pub timeouts: Option<Timeouts>,
 }
 
 impl Desired {
     /// A resource in the stack's own region, its attributes given as a JSON object.
     pub fn in_home_region(stack: &Stack, address: Address, attrs: &Value) -> Desired {
-        Desired { address, region: stack.region.clone(), attrs: self::attrs(attrs) }
+        Desired::new(&stack.region, address, attrs)
+    }
+
+    pub fn new(region: &str, address: Address, attrs: &Value) -> Desired {
+        Desired {
+            address,
+            region: region.to_string(),
+            attrs: self::attrs(attrs),
+            depends_on: Vec::new(),
+            timeouts: None,
+        }
+    }
+
+    pub fn key(&self) -> Key {
+        (self.region.clone(), self.address.clone())
     }
 }
 
@@ -174,6 +282,37 @@ pub struct Live {
     pub id: String,
     /// Same schema as the desired attributes; references as `{"id": ...}`.
     pub attrs: Attrs,
+    /// Values other resources may refer to that are not attributes of this one (a DNS name, an ARN, an
+    /// endpoint).
+    #[serde(skip_serializing_if = "Attrs::is_empty")]
+    pub outputs: Attrs,
+    /// Set while AWS is still bringing the resource up or changing it ("creating", "modifying"): it exists, but
+    /// what depends on it must wait.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pending: Option<String>,
+}
+
+impl Live {
+    pub fn new(address: Address, region: &str, id: impl Into<String>, attrs: Attrs) -> Live {
+        Live { address, region: region.to_string(), id: id.into(), attrs, outputs: Attrs::new(), pending: None }
+    }
+
+    pub fn key(&self) -> Key {
+        (self.region.clone(), self.address.clone())
+    }
+}
+
+/// What a create returns: the new id and the outputs other resources may refer to.
+#[derive(Debug, Clone, Default)]
+pub struct Created {
+    pub id: String,
+    pub outputs: Attrs,
+}
+
+impl From<String> for Created {
+    fn from(id: String) -> Created {
+        Created { id, outputs: Attrs::new() }
+    }
 }
 
 /// When a resource must be replaced, which half goes first.
@@ -184,6 +323,38 @@ pub enum ReplaceOrder {
     DeleteFirst,
     /// The new one comes up first, dependents are repointed, then the old one goes (no gap in service).
     CreateFirst,
+}
+
+/// How long the engine waits for AWS to finish an operation of a kind before giving up (a re-run resumes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    pub create: Duration,
+    pub update: Duration,
+    pub delete: Duration,
+}
+
+impl Timeouts {
+    pub const fn minutes(create: u64, update: u64, delete: u64) -> Timeouts {
+        Timeouts {
+            create: Duration::from_secs(create * 60),
+            update: Duration::from_secs(update * 60),
+            delete: Duration::from_secs(delete * 60),
+        }
+    }
+}
+
+/// Where a long wait reports the status AWS gives (`backing-up`), for the progress heartbeat.
+#[derive(Debug, Default)]
+pub struct Progress(std::sync::Mutex<Option<String>>);
+
+impl Progress {
+    pub fn set(&self, status: impl Into<String>) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(status.into());
+    }
+
+    pub fn get(&self) -> Option<String> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
 }
 
 /// What the engine hands a kind when it acts: attributes with every reference resolved to a plain id.
@@ -199,6 +370,12 @@ pub struct Op<'a> {
     pub live: Option<Attrs>,
     /// Names of the attributes that differ (update).
     pub changed: &'a [String],
+    /// Identifies this create among every create of the address: the stack, the address and the replacement
+    /// generation (the id being replaced, if any). Kinds pass it as the API's client token / caller reference, so
+    /// a repeated call returns the first result instead of making a second resource.
+    pub token: String,
+    /// Digests of the write-only attributes' desired values, for the kind to keep on the resource.
+    pub digests: BTreeMap<String, String>,
 }
 
 impl Op<'_> {
@@ -217,6 +394,19 @@ impl Op<'_> {
     pub fn changed(&self, attr: &str) -> bool {
         self.changed.iter().any(|c| c == attr)
     }
+
+    /// A client token for APIs that take one: at most `max` characters of `[A-Za-z0-9-]` (CreateRouteTable
+    /// allows 64, CallerReference 128).
+    pub fn client_token(&self, max: usize) -> String {
+        self.token.chars().take(max).collect()
+    }
+}
+
+/// The client token of one create: a digest of stack, address and replacement generation (so a replacement gets a
+/// token of its own, and a repeat of the same create the same one).
+pub fn create_token(stack: &str, address: &Address, replacing: Option<&str>) -> String {
+    let d = digest(&json!([stack, address.as_str(), replacing]));
+    format!("ws-{}", d.trim_start_matches("sha256:"))
 }
 
 fn decode<T: DeserializeOwned>(address: &Address, attrs: Option<&Attrs>) -> Result<T, CloudError> {
@@ -240,13 +430,22 @@ pub trait Kind: Send + Sync {
     /// The kind's name in addresses (`subnet` in `subnet.public_a`).
     fn name(&self) -> &'static str;
 
+    /// The AWS service it lives in (`ec2`), for messages when an endpoint does not serve it.
+    fn service(&self) -> &'static str {
+        "ec2"
+    }
+
+    /// Regional (read in every region of the stack) or global (read once, see [`GLOBAL`]).
+    fn scope(&self) -> Scope {
+        Scope::Regional
+    }
+
+    /// Every attribute the kind's desired and live resources carry, and the rules for each: what forces a
+    /// replacement, what is secret, what cannot be read back, which lists are ordered.
+    fn schema(&self) -> &'static [Attr];
+
     /// The resources of this kind the spec asks for.
     fn desired(&self, stack: &Stack) -> Vec<Desired>;
-
-    /// Attributes that cannot change in place: a change to one of them means replacement.
-    fn replace_on(&self) -> &'static [&'static str] {
-        &[]
-    }
 
     fn replace_order(&self) -> ReplaceOrder {
         ReplaceOrder::DeleteFirst
@@ -258,12 +457,27 @@ pub trait Kind: Send + Sync {
         true
     }
 
-    /// Everything of this kind that `cloud.stack()` owns in `region`, in as few calls as the API allows.
-    async fn read(&self, cloud: &Cloud, region: &str) -> Result<Vec<Live>, CloudError>;
+    /// Default waits for AWS: real durations, not the emulator's (RDS takes tens of minutes).
+    fn timeouts(&self) -> Timeouts {
+        Timeouts::minutes(10, 10, 20)
+    }
 
-    /// Creates the resource, tagged at creation, and returns its id. Must leave something a later `read` finds
-    /// even if interrupted halfway (so a re-run completes it as an update).
-    async fn create(&self, cloud: &Cloud, op: &Op<'_>) -> Result<String, CloudError>;
+    /// Whether an error means the resource is gone (deletes count it as done). The service's own spellings:
+    /// `NoSuchDistribution`, `DBInstanceNotFound`, ...
+    fn is_gone(&self, error: &CloudError) -> bool {
+        error.is_not_found()
+    }
+
+    /// Everything of this kind that `ctx.cloud.stack()` owns in `region`, in a fixed number of calls however
+    /// many resources there are (beyond pagination and batch limits). When `ctx.only` is set, only that address
+    /// is asked for (a retried create checking for its one resource); kinds narrow their call where the API
+    /// allows it, and the engine filters the rest.
+    async fn read(&self, ctx: &ReadCtx<'_>, region: &str) -> Result<Vec<Live>, CloudError>;
+
+    /// Creates the resource, tagged at creation, and returns its id (and outputs). Must leave something a later
+    /// `read` finds even if interrupted halfway (so a re-run completes it as an update). Starts the work; waiting
+    /// for AWS to finish it belongs in [`Kind::wait`], which does not hold an apply slot.
+    async fn create(&self, cloud: &Cloud, op: &Op<'_>) -> Result<Created, CloudError>;
 
     /// Brings the attributes in `op.changed` to their desired values.
     async fn update(&self, cloud: &Cloud, op: &Op<'_>) -> Result<(), CloudError>;
@@ -271,15 +485,34 @@ pub trait Kind: Send + Sync {
     /// Deletes the resource; "already gone" counts as success.
     async fn delete(&self, cloud: &Cloud, op: &Op<'_>) -> Result<(), CloudError>;
 
+    /// Waits until AWS has finished `phase` on resource `id` (available after a create, stable after an update,
+    /// gone after a delete), reporting AWS's status through `progress`. The engine bounds it by the timeouts and
+    /// stops it on Ctrl-C. Default: nothing to wait for.
+    async fn wait(
+        &self,
+        _cloud: &Cloud,
+        _op: &Op<'_>,
+        _id: &str,
+        _phase: crate::apply::Phase,
+        _progress: &Progress,
+    ) -> Result<(), CloudError> {
+        Ok(())
+    }
+
     /// After a delete gave up on a dependency: what still holds the resource, for the error message.
     async fn blockers(&self, _cloud: &Cloud, _op: &Op<'_>) -> Option<String> {
         None
     }
 }
 
-/// Every desired resource of the stack, across all kinds.
+/// Every desired resource of the stack, across the registry's kinds.
 pub fn desired(stack: &Stack) -> Vec<Desired> {
-    REGISTRY.iter().flat_map(|k| k.desired(stack)).collect()
+    desired_of(REGISTRY, stack)
+}
+
+/// Every desired resource of the stack, across `kinds`.
+pub fn desired_of(kinds: Kinds, stack: &Stack) -> Vec<Desired> {
+    kinds.iter().flat_map(|k| k.desired(stack)).collect()
 }
 
 /// Deletes are idempotent: a resource that is already gone counts as deleted.

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::ec2_tags::{self, describe_owned, desired_tags, id_ref, tag_spec};
-use super::{Address, Desired, Kind, Live, Op, reference};
+use super::{Address, Desired, Kind, Live, Op, reference, Attr, Created, ReadCtx};
 use crate::aws::{CallExt, Cloud, CloudError};
 use crate::spec::{NaclRule, Protocol, Stack};
 
@@ -105,12 +105,19 @@ impl Kind for NetworkAcl {
             .collect()
     }
 
-    fn replace_on(&self) -> &'static [&'static str] {
-        &["vpc"]
+    fn schema(&self) -> &'static [Attr] {
+        const SCHEMA: &[Attr] = &[
+            Attr::new("vpc").forces_replacement(),
+            Attr::new("ingress"),
+            Attr::new("egress"),
+            Attr::new("subnets"),
+            Attr::new("tags"),
+        ];
+        SCHEMA
     }
 
-    async fn read(&self, cloud: &Cloud, region: &str) -> Result<Vec<Live>, CloudError> {
-        let acls = describe_owned!(cloud, region, describe_network_acls, "DescribeNetworkAcls")?;
+    async fn read(&self, ctx: &ReadCtx<'_>, region: &str) -> Result<Vec<Live>, CloudError> {
+        let acls = describe_owned!(ctx, region, describe_network_acls, "DescribeNetworkAcls")?;
         Ok(acls
             .iter()
             .filter_map(|acl| {
@@ -137,13 +144,19 @@ impl Kind for NetworkAcl {
             .collect())
     }
 
-    async fn create(&self, cloud: &Cloud, op: &Op<'_>) -> Result<String, CloudError> {
+    async fn create(&self, cloud: &Cloud, op: &Op<'_>) -> Result<Created, CloudError> {
         let want: Attrs = op.desired()?;
         let out = cloud
             .ec2(op.region)?
             .create_network_acl()
+            // Idempotent: a repeat of this create (an answer lost, the SDK retrying) returns the first table.
+            .client_token(op.client_token(64))
             .vpc_id(&want.vpc)
             .tag_specifications(tag_spec(ResourceType::NetworkAcl, &want.tags))
+            // Not repeated blindly either (see `aws::ec2_once`): the emulator ignores client tokens, and the
+            // engine's look-before-create-again works everywhere.
+            .customize()
+            .config_override(crate::aws::ec2_once())
             .send()
             .await
             .call("CreateNetworkAcl")?;
@@ -160,7 +173,7 @@ impl Kind for NetworkAcl {
                 sync_subnets(cloud, op.region, id, &want.vpc, &want.subnets, &[]).await
             })
             .await?;
-        Ok(id.to_string())
+        Ok(Created::from(id.to_string()))
     }
 
     async fn update(&self, cloud: &Cloud, op: &Op<'_>) -> Result<(), CloudError> {

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::ec2_tags::{self, describe_owned, desired_tags, id_ref, tag_spec};
-use super::{Address, Desired, Kind, Live, Op, reference};
+use super::{Address, Desired, Kind, Live, Op, reference, Attr, Created, ReadCtx};
 use crate::aws::{CallExt, Cloud, CloudError};
 use crate::spec::{RouteTarget, Stack};
 
@@ -143,12 +143,13 @@ impl Kind for RouteTable {
             .collect()
     }
 
-    fn replace_on(&self) -> &'static [&'static str] {
-        &["vpc"]
+    fn schema(&self) -> &'static [Attr] {
+        const SCHEMA: &[Attr] = &[Attr::new("vpc").forces_replacement(), Attr::new("routes"), Attr::new("subnets"), Attr::new("tags")];
+        SCHEMA
     }
 
-    async fn read(&self, cloud: &Cloud, region: &str) -> Result<Vec<Live>, CloudError> {
-        let tables = describe_owned!(cloud, region, describe_route_tables, "DescribeRouteTables")?;
+    async fn read(&self, ctx: &ReadCtx<'_>, region: &str) -> Result<Vec<Live>, CloudError> {
+        let tables = describe_owned!(ctx, region, describe_route_tables, "DescribeRouteTables")?;
         Ok(tables
             .iter()
             .filter_map(|t| {
@@ -162,13 +163,19 @@ impl Kind for RouteTable {
             .collect())
     }
 
-    async fn create(&self, cloud: &Cloud, op: &Op<'_>) -> Result<String, CloudError> {
+    async fn create(&self, cloud: &Cloud, op: &Op<'_>) -> Result<Created, CloudError> {
         let want: Attrs = op.desired()?;
         let out = cloud
             .ec2(op.region)?
             .create_route_table()
+            // Idempotent: a repeat of this create (an answer lost, the SDK retrying) returns the first table.
+            .client_token(op.client_token(64))
             .vpc_id(&want.vpc)
             .tag_specifications(tag_spec(ResourceType::RouteTable, &want.tags))
+            // Not repeated blindly either (see `aws::ec2_once`): the emulator ignores client tokens, and the
+            // engine's look-before-create-again works everywhere.
+            .customize()
+            .config_override(crate::aws::ec2_once())
             .send()
             .await
             .call("CreateRouteTable")?;
@@ -184,7 +191,7 @@ impl Kind for RouteTable {
                 sync_subnets(cloud, op.region, id, &want.subnets, &[]).await
             })
             .await?;
-        Ok(id.to_string())
+        Ok(Created::from(id.to_string()))
     }
 
     async fn update(&self, cloud: &Cloud, op: &Op<'_>) -> Result<(), CloudError> {

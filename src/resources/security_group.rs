@@ -4,7 +4,6 @@
 //! on destroy every rule that references a group is revoked before that group is deleted (AWS refuses otherwise).
 
 use std::collections::BTreeMap;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use aws_sdk_ec2::types::ResourceType;
@@ -12,7 +11,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::ec2_tags::{self, describe_owned, desired_tags, id_ref, tag_spec};
-use super::{Address, Desired, Kind, Live, Op, ReplaceOrder, reference};
+use super::{Address, Desired, Kind, Live, Op, ReplaceOrder, reference, Attr, Created, ReadCtx};
 use crate::aws::{CallExt, Cloud, CloudError};
 use crate::spec::Stack;
 
@@ -51,8 +50,9 @@ impl Kind for SecurityGroup {
             .collect()
     }
 
-    fn replace_on(&self) -> &'static [&'static str] {
-        &["vpc", "description"]
+    fn schema(&self) -> &'static [Attr] {
+        const SCHEMA: &[Attr] = &[Attr::new("vpc").forces_replacement(), Attr::new("description").forces_replacement(), Attr::new("tags")];
+        SCHEMA
     }
 
     /// Instances and rules point at a group: bring the new one up and repoint them before the old one goes.
@@ -61,8 +61,8 @@ impl Kind for SecurityGroup {
         ReplaceOrder::CreateFirst
     }
 
-    async fn read(&self, cloud: &Cloud, region: &str) -> Result<Vec<Live>, CloudError> {
-        Ok(read_groups(cloud, region)
+    async fn read(&self, ctx: &ReadCtx<'_>, region: &str) -> Result<Vec<Live>, CloudError> {
+        Ok(read_groups(ctx, region)
             .await?
             .iter()
             .filter_map(|g| {
@@ -72,12 +72,14 @@ impl Kind for SecurityGroup {
             .collect())
     }
 
-    async fn create(&self, cloud: &Cloud, op: &Op<'_>) -> Result<String, CloudError> {
+    async fn create(&self, cloud: &Cloud, op: &Op<'_>) -> Result<Created, CloudError> {
         let want: Attrs = op.desired()?;
-        // Group names are unique per VPC and immutable: a suffix lets a replacement exist beside the old group.
-        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+        // Group names are unique per VPC and immutable. The suffix comes from the create's token: a replacement
+        // gets a name of its own (so it can exist beside the old group), and a repeat of this create (an answer
+        // lost, the SDK retrying) meets the group it made, `InvalidGroup.Duplicate`, which the engine finishes.
         let stack = want.tags.get(super::TAG_STACK).map(String::as_str).unwrap_or("webscale");
-        let group_name = format!("{stack}-{}-{nanos:08x}", op.address.name());
+        let suffix: String = op.token.trim_start_matches("ws-").chars().take(8).collect();
+        let group_name = format!("{stack}-{}-{suffix}", op.address.name());
         let out = cloud
             .ec2(op.region)?
             .create_security_group()
@@ -85,10 +87,15 @@ impl Kind for SecurityGroup {
             .description(&want.description)
             .vpc_id(&want.vpc)
             .tag_specifications(tag_spec(ResourceType::SecurityGroup, &want.tags))
+            // Not repeated blindly either (see `aws::ec2_once`): the emulator ignores client tokens, and the
+            // engine's look-before-create-again works everywhere.
+            .customize()
+            .config_override(crate::aws::ec2_once())
             .send()
             .await
             .call("CreateSecurityGroup")?;
-        out.group_id().map(str::to_string).ok_or_else(|| CloudError::internal("CreateSecurityGroup returned no id"))
+        let id = out.group_id().ok_or_else(|| CloudError::internal("CreateSecurityGroup returned no id"))?;
+        Ok(Created::from(id.to_string()))
     }
 
     async fn update(&self, cloud: &Cloud, op: &Op<'_>) -> Result<(), CloudError> {
@@ -110,10 +117,14 @@ impl Kind for SecurityGroup {
     }
 }
 
-/// Every group the stack owns in `region`, rules included (shared with `security_group_rules`).
+/// Every group the stack owns in `region`, rules included: one DescribeSecurityGroups per plan, shared with
+/// `security_group_rules` through the read cache.
 pub(super) async fn read_groups(
-    cloud: &Cloud,
+    ctx: &ReadCtx<'_>,
     region: &str,
-) -> Result<Vec<aws_sdk_ec2::types::SecurityGroup>, CloudError> {
-    describe_owned!(cloud, region, describe_security_groups, "DescribeSecurityGroups")
+) -> Result<std::sync::Arc<Vec<aws_sdk_ec2::types::SecurityGroup>>, CloudError> {
+    ctx.shared(&format!("DescribeSecurityGroups/{region}"), || async {
+        describe_owned!(ctx, region, describe_security_groups, "DescribeSecurityGroups")
+    })
+    .await
 }

@@ -9,7 +9,7 @@ use aws_sdk_ec2::types::{IpPermission, IpRange, Ipv6Range, PrefixListId, UserIdG
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{Address, Desired, Kind, Live, Op, ReplaceOrder, cloud_id, reference};
+use super::{Address, Desired, Kind, Live, Op, ReplaceOrder, cloud_id, reference, Attr, Created, ReadCtx};
 use crate::aws::{CallExt, Cloud, CloudError};
 use crate::spec::{Peer, Protocol, SgRule, Stack};
 
@@ -205,8 +205,9 @@ impl Kind for SecurityGroupRules {
             .collect()
     }
 
-    fn replace_on(&self) -> &'static [&'static str] {
-        &["group"]
+    fn schema(&self) -> &'static [Attr] {
+        const SCHEMA: &[Attr] = &[Attr::new("group").forces_replacement(), Attr::new("ingress"), Attr::new("egress")];
+        SCHEMA
     }
 
     fn replace_order(&self) -> ReplaceOrder {
@@ -218,8 +219,8 @@ impl Kind for SecurityGroupRules {
         false
     }
 
-    async fn read(&self, cloud: &Cloud, region: &str) -> Result<Vec<Live>, CloudError> {
-        let groups = super::security_group::read_groups(cloud, region).await?;
+    async fn read(&self, ctx: &ReadCtx<'_>, region: &str) -> Result<Vec<Live>, CloudError> {
+        let groups = super::security_group::read_groups(ctx, region).await?;
         Ok(groups
             .iter()
             .filter_map(|g| {
@@ -230,17 +231,12 @@ impl Kind for SecurityGroupRules {
                     "ingress": live_rules(g.ip_permissions()),
                     "egress": live_rules(g.ip_permissions_egress()),
                 });
-                Some(Live {
-                    address: Address::new(self.name(), group.name()),
-                    region: region.to_string(),
-                    id: id.to_string(),
-                    attrs: super::attrs(&attrs),
-                })
+                Some(Live::new(Address::new(self.name(), group.name()), region, id, super::attrs(&attrs)))
             })
             .collect())
     }
 
-    async fn create(&self, cloud: &Cloud, op: &Op<'_>) -> Result<String, CloudError> {
+    async fn create(&self, cloud: &Cloud, op: &Op<'_>) -> Result<Created, CloudError> {
         let want: Attrs = op.desired()?;
         let group = op
             .desired
@@ -264,7 +260,7 @@ impl Kind for SecurityGroupRules {
                 reconcile(cloud, op.region, &group, &want, &have).await
             })
             .await?;
-        Ok(group)
+        Ok(Created::from(group))
     }
 
     async fn update(&self, cloud: &Cloud, op: &Op<'_>) -> Result<(), CloudError> {

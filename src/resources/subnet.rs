@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::ec2_tags::{self, describe_owned, desired_tags, id_ref, tag_spec};
-use super::{Address, Desired, Kind, Live, Op, reference};
+use super::{Address, Desired, Kind, Live, Op, reference, Attr, Created, ReadCtx};
 use crate::aws::{CallExt, Cloud, CloudError};
 use crate::spec::{Stack, Tier};
 
@@ -58,12 +58,19 @@ impl Kind for Subnet {
         out
     }
 
-    fn replace_on(&self) -> &'static [&'static str] {
-        &["vpc", "cidr_block", "availability_zone"]
+    fn schema(&self) -> &'static [Attr] {
+        const SCHEMA: &[Attr] = &[
+            Attr::new("vpc").forces_replacement(),
+            Attr::new("cidr_block").forces_replacement(),
+            Attr::new("availability_zone").forces_replacement(),
+            Attr::new("map_public_ip_on_launch"),
+            Attr::new("tags"),
+        ];
+        SCHEMA
     }
 
-    async fn read(&self, cloud: &Cloud, region: &str) -> Result<Vec<Live>, CloudError> {
-        let subnets = describe_owned!(cloud, region, describe_subnets, "DescribeSubnets")?;
+    async fn read(&self, ctx: &ReadCtx<'_>, region: &str) -> Result<Vec<Live>, CloudError> {
+        let subnets = describe_owned!(ctx, region, describe_subnets, "DescribeSubnets")?;
         Ok(subnets
             .iter()
             .filter_map(|s| {
@@ -80,7 +87,7 @@ impl Kind for Subnet {
             .collect())
     }
 
-    async fn create(&self, cloud: &Cloud, op: &Op<'_>) -> Result<String, CloudError> {
+    async fn create(&self, cloud: &Cloud, op: &Op<'_>) -> Result<Created, CloudError> {
         let want: Attrs = op.desired()?;
         let ec2 = cloud.ec2(op.region)?;
         let out = ec2
@@ -89,6 +96,9 @@ impl Kind for Subnet {
             .cidr_block(&want.cidr_block)
             .availability_zone(&want.availability_zone)
             .tag_specifications(tag_spec(ResourceType::Subnet, &want.tags))
+            // No token to make a repeat safe: never repeated blindly (see `aws::ec2_once`).
+            .customize()
+            .config_override(crate::aws::ec2_once())
             .send()
             .await
             .call("CreateSubnet")?;
@@ -110,7 +120,7 @@ impl Kind for Subnet {
                 Ok(())
             })
             .await?;
-        Ok(id.to_string())
+        Ok(Created::from(id.to_string()))
     }
 
     async fn update(&self, cloud: &Cloud, op: &Op<'_>) -> Result<(), CloudError> {

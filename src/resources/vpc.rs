@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::ec2_tags::{self, describe_owned, desired_tags, tag_spec};
-use super::{Address, Desired, Kind, Live, Op};
+use super::{Address, Desired, Kind, Live, Op, Attr, Created, ReadCtx};
 use crate::aws::{CallExt, Cloud, CloudError};
 use crate::spec::Stack;
 
@@ -44,13 +44,15 @@ impl Kind for Vpc {
         vec![Desired::in_home_region(stack, address, &attrs)]
     }
 
-    fn replace_on(&self) -> &'static [&'static str] {
-        &["cidr_block"]
+    fn schema(&self) -> &'static [Attr] {
+        const SCHEMA: &[Attr] = &[Attr::new("cidr_block").forces_replacement(), Attr::new("dns_hostnames"), Attr::new("tags")];
+        SCHEMA
     }
 
-    async fn read(&self, cloud: &Cloud, region: &str) -> Result<Vec<Live>, CloudError> {
+    async fn read(&self, ctx: &ReadCtx<'_>, region: &str) -> Result<Vec<Live>, CloudError> {
+        let cloud = ctx.cloud;
         let ec2 = cloud.ec2(region)?;
-        let vpcs = describe_owned!(cloud, region, describe_vpcs, "DescribeVpcs")?;
+        let vpcs = describe_owned!(ctx, region, describe_vpcs, "DescribeVpcs")?;
         let mut out = Vec::new();
         for vpc in vpcs {
             let Some(id) = vpc.vpc_id() else { continue };
@@ -71,13 +73,16 @@ impl Kind for Vpc {
         Ok(out)
     }
 
-    async fn create(&self, cloud: &Cloud, op: &Op<'_>) -> Result<String, CloudError> {
+    async fn create(&self, cloud: &Cloud, op: &Op<'_>) -> Result<Created, CloudError> {
         let want: Attrs = op.desired()?;
         let ec2 = cloud.ec2(op.region)?;
         let vpc = ec2
             .create_vpc()
             .cidr_block(&want.cidr_block)
             .tag_specifications(tag_spec(ResourceType::Vpc, &want.tags))
+            // No token to make a repeat safe: never repeated blindly (see `aws::ec2_once`).
+            .customize()
+            .config_override(crate::aws::ec2_once())
             .send()
             .await
             .call("CreateVpc")?;
@@ -96,7 +101,7 @@ impl Kind for Vpc {
                 Ok(())
             })
             .await?;
-        Ok(id.to_string())
+        Ok(Created::from(id.to_string()))
     }
 
     async fn update(&self, cloud: &Cloud, op: &Op<'_>) -> Result<(), CloudError> {

@@ -50,6 +50,13 @@ impl Ui {
         self.err(&format!("{prefix}: {message}"));
     }
 
+    /// What the plan could not check or found elsewhere: on stderr, before the plan (JSON carries them too).
+    pub fn warnings(&self, plan: &Plan) {
+        for w in &plan.warnings {
+            self.warn(w);
+        }
+    }
+
     pub fn plan(&self, plan: &Plan) {
         if self.json {
             self.out(&serde_json::to_string_pretty(plan).unwrap_or_default());
@@ -151,6 +158,12 @@ impl Ui {
     }
 }
 
+/// `42s elapsed` under a minute (as before), `4m10s elapsed` after.
+fn elapsed_text(d: Duration) -> String {
+    let s = d.as_secs();
+    if s < 60 { format!("{s}s elapsed") } else { format!("{}m{:02}s elapsed", s / 60, s % 60) }
+}
+
 fn capitalize(s: &str) -> String {
     let mut c = s.chars();
     c.next().map(|f| f.to_uppercase().chain(c).collect()).unwrap_or_default()
@@ -165,16 +178,21 @@ impl Hook for Ui {
         }
     }
 
-    fn still_running(&self, address: &Address, phase: Phase, elapsed: Duration) {
+    fn still_running(&self, address: &Address, phase: Phase, elapsed: Duration, status: Option<&str>) {
         if self.json {
-            self.event(
-                json!({ "type": "running", "address": address, "operation": phase, "elapsed_s": elapsed.as_secs_f32() }),
-            );
+            let mut e =
+                json!({ "type": "running", "address": address, "operation": phase, "elapsed_s": elapsed.as_secs_f32() });
+            if let Some(s) = status {
+                e["status"] = json!(s);
+            }
+            self.event(e);
         } else {
+            // "Still creating... [4m10s elapsed, backing-up]": what AWS says, where it says anything.
+            let status = status.map(|s| format!(", {s}")).unwrap_or_default();
             self.out(&format!(
-                "{address}: Still {}... [{}s elapsed]",
+                "{address}: Still {}... [{}{status}]",
                 phase.verb().0.to_lowercase(),
-                elapsed.as_secs()
+                elapsed_text(elapsed)
             ));
         }
     }

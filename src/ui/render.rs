@@ -4,7 +4,7 @@
 use serde_json::Value;
 
 use crate::plan::{Action, AttrChange, Change, Plan};
-use crate::resources::{as_cloud_id, as_reference};
+use crate::resources::{as_cloud_id, as_ref, as_reference, is_sensitive, is_unknown};
 
 struct Paint {
     on: bool,
@@ -33,7 +33,8 @@ impl Paint {
 pub fn plan_text(plan: &Plan, color: bool) -> String {
     let paint = Paint { on: color };
     let s = &plan.summary;
-    let changes: Vec<&Change> = plan.changes.iter().filter(|c| c.action != Action::NoOp).collect();
+    let changes: Vec<&Change> =
+        plan.changes.iter().filter(|c| c.action != Action::NoOp || c.pending.is_some()).collect();
     // Which account is about to change is the first thing an operator should see.
     let place = match &plan.account {
         Some(account) => format!("{} (account {account})", plan.region),
@@ -79,11 +80,21 @@ fn change_text(c: &Change, paint: &Paint) -> String {
         Action::Delete => "will be destroyed".to_string(),
         Action::NoOp => String::new(),
     };
-    head.push_str(&format!(" {what}"));
+    if !what.is_empty() {
+        head.push_str(&format!(" {what}"));
+    }
     if let Some(reason) = &c.reason {
         head.push_str(&format!(": {reason}"));
     }
+    if let Some(status) = &c.pending {
+        let verb = if c.action == Action::NoOp { "is" } else { "is still" };
+        head.push_str(&format!(" ({verb} {status} on AWS: apply waits for it first)"));
+    }
     let mut out = head + "\n";
+    if !c.depends_on.is_empty() {
+        let names: Vec<&str> = c.depends_on.iter().map(|a| a.as_str()).collect();
+        out.push_str(&format!("        # waits for {} (depends_on)\n", names.join(", ")));
+    }
     let width = c.attributes.iter().map(|a| a.name.len()).max().unwrap_or(0);
     for a in &c.attributes {
         out.push_str(&attr_text(a, width, paint));
@@ -186,8 +197,21 @@ fn key_text(k: &str) -> String {
 
 /// A value on one line: references as bare addresses, objects as `{key = value, ...}`.
 pub fn value_text(v: &Value) -> String {
-    if let Some(a) = as_reference(v) {
-        return a.to_string();
+    if is_unknown(v) {
+        return "(known after apply)".to_string();
+    }
+    if is_sensitive(v) {
+        return "(sensitive value)".to_string();
+    }
+    if let Some(r) = as_ref(v) {
+        let mut text = r.address.to_string();
+        if let Some(o) = r.output {
+            text.push_str(&format!(".{o}"));
+        }
+        if let Some(region) = r.region {
+            text.push_str(&format!(" ({region})"));
+        }
+        return text;
     }
     if let Some(id) = as_cloud_id(v) {
         return id.to_string();
@@ -206,7 +230,7 @@ pub fn value_text(v: &Value) -> String {
 
 /// A reference or id: drawn as one value, never as an object.
 fn is_handle(v: &Value) -> bool {
-    as_reference(v).is_some() || as_cloud_id(v).is_some()
+    as_reference(v).is_some() || as_cloud_id(v).is_some() || is_unknown(v) || is_sensitive(v)
 }
 
 #[cfg(test)]
@@ -282,17 +306,11 @@ mod tests {
     #[test]
     fn delete_stale_and_duplicate() {
         let p = plan(|live| {
-            live.push(Live {
-                address: Address::parse("security_group.cache").unwrap(),
-                region: "us-east-1".into(),
-                id: "sg-0ca4e".into(),
-                attrs: json!({"vpc": {"id": "vpc-0a1b2c00"}, "description": "Cache",
-                              "tags": {"Name": "webscale-cache", "webscale:address": "security_group.cache",
-                                       "webscale:stack": "webscale"}})
-                .as_object()
-                .unwrap()
-                .clone(),
-            });
+            let attrs = json!({"vpc": {"id": "vpc-0a1b2c00"}, "description": "Cache",
+                               "tags": {"Name": "webscale-cache", "webscale:address": "security_group.cache",
+                                        "webscale:stack": "webscale"}});
+            let address = Address::parse("security_group.cache").unwrap();
+            live.push(Live::new(address, "us-east-1", "sg-0ca4e", attrs.as_object().unwrap().clone()));
             let mut copy = live.iter().find(|l| l.address.as_str() == "internet_gateway.main").unwrap().clone();
             copy.id = "igw-0d0b1e".into();
             copy.attrs.insert("vpc".into(), serde_json::Value::Null);
