@@ -45,19 +45,18 @@ fn mirror(desired: &[resources::Desired]) -> Vec<Live> {
     let id = |a: &resources::Address| format!("id-{}", a.as_str().replace(['.', '_'], "-"));
     desired
         .iter()
-        .map(|d| Live {
-            address: d.address.clone(),
-            region: d.region.clone(),
-            id: if d.address.kind() == "security_group_rules" {
+        .map(|d| {
+            let own = if d.address.kind() == "security_group_rules" {
                 id(&resources::Address::new("security_group", d.address.name()))
             } else {
                 id(&d.address)
-            },
-            attrs: d
+            };
+            let attrs = d
                 .attrs
                 .iter()
                 .map(|(k, v)| (k.clone(), rewrite(v, &mut |x| as_reference(x).map(|a| cloud_id(id(&a))))))
-                .collect(),
+                .collect();
+            Live::new(d.address.clone(), &d.region, own, attrs)
         })
         .collect()
 }
@@ -90,7 +89,7 @@ fn measure(groups: usize) -> Figures {
     assert!(!settled.has_changes(), "a mirrored stack must plan no changes");
 
     let t = Instant::now();
-    webscale::apply::check(&fresh).expect("orderable");
+    webscale::apply::check(resources::REGISTRY, &fresh).expect("orderable");
     let order = t.elapsed();
 
     let t = Instant::now();

@@ -7,8 +7,11 @@ fn a_usage_error_exits_1_never_2_which_means_changes_pending() {
     let typo = webscale(&["plan", "--detailed-exitcod", "-f", "templates/webscale.toml"]);
     assert_eq!(typo.code, 1, "{typo}");
     assert!(typo.stderr.contains("--detailed-exitcode"), "clap suggests the right flag:\n{typo}");
-    let zero = webscale(&["apply", "--parallelism", "0"]);
+    // Refused by its own range check, before anything else: with the check gone, 0 would get as far as reading
+    // the (valid) spec and asking AWS.
+    let zero = webscale(&["apply", "--parallelism", "0", "-f", "templates/webscale.toml"]);
     assert_eq!(zero.code, 1, "{zero}");
+    assert!(zero.stderr.contains("--parallelism") && zero.stderr.contains("0 is not in 1..=256"), "{zero}");
     let help = webscale(&["--help"]);
     assert_eq!(help.code, 0, "{help}");
     assert!(help.stdout.contains("validate") && help.stdout.contains("destroy"), "{help}");

@@ -226,6 +226,24 @@ async fn apply_builds_the_network_tier_plan_is_then_empty_and_destroy_removes_on
         }
     }
 
+    // Every resource carries the full tag set from its create call: ownership, the console Name, the stack's
+    // extra tags. Checked on all of them, not only the VPC.
+    let mut tagged: Vec<(&str, &[aws_sdk_ec2::types::Tag])> = vec![("vpc", vpc.tags()), ("igw", igw.tags())];
+    tagged.extend(subnets.subnets().iter().map(|x| ("subnet", x.tags())));
+    tagged.extend(tables.route_tables().iter().map(|x| ("route table", x.tags())));
+    tagged.extend(groups.security_groups().iter().map(|x| ("group", x.tags())));
+    tagged.extend(acls.network_acls().iter().map(|x| ("acl", x.tags())));
+    let mut addresses = BTreeSet::new();
+    for (what, tags) in tagged {
+        let address = tag(tags, "webscale:address").unwrap_or_else(|| panic!("a {what} without an address tag"));
+        assert_eq!(tag(tags, "webscale:stack"), Some(stack.name.as_str()), "{address}");
+        assert_eq!(tag(tags, "environment"), Some("demo"), "{address}");
+        let name = format!("{}-{}", stack.name, address.replace(['_', '.'], "-"));
+        assert_eq!(tag(tags, "Name"), Some(name.as_str()), "{address}");
+        assert!(addresses.insert(address.to_string()), "two resources claim {address}");
+    }
+    assert_eq!(addresses.len(), 13, "every resource with an id was checked: {addresses:?}");
+
     // Nothing left to do: the plan right after an apply is empty.
     let again = stack.run(&["plan", "--detailed-exitcode"]);
     assert_eq!(again.code, 0, "plan after apply must be empty:\n{again}");
@@ -607,4 +625,44 @@ async fn a_saved_plan_applies_as_reviewed_and_is_refused_once_stale() {
     assert_eq!(wrong.code, 1, "{wrong}");
     assert!(wrong.stderr.contains("it was made for stack"), "{wrong}");
     stack.destroy();
+}
+
+/// What a pipeline reads from `apply --json` / `destroy --json`: one JSON document per line, the plan first and a
+/// result line last, even when operations fail; without --auto-approve nothing is changed and the reason is on
+/// stderr (a prompt cannot be answered inside a JSON stream).
+#[tokio::test(flavor = "multi_thread")]
+async fn the_json_stream_always_ends_with_a_result_line_and_never_prompts() {
+    let mut stack = TestStack::new("json-stream");
+    let lines = |run: &crate::support::Run| -> Vec<Value> {
+        run.stdout
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON line ({e}): {l}\n{run}")))
+            .collect()
+    };
+
+    let refused = stack.run(&["apply", "--json"]);
+    assert_eq!(refused.code, 1, "{refused}");
+    assert!(refused.stderr.contains("needs --auto-approve"), "{refused}");
+    assert_eq!(owned_counts(&stack.name).await, [0; 6], "nothing changed without approval");
+
+    stack.edit("availability_zone = \"us-east-1b\"", "availability_zone = \"us-east-1z\"");
+    let failed = stack.run(&["apply", "--json", "--auto-approve"]);
+    assert_eq!(failed.code, 1, "{failed}");
+    let events = lines(&failed);
+    assert_eq!(events.first().map(|e| e["type"].clone()), Some(Value::from("plan")), "{failed}");
+    let result = events.last().unwrap();
+    assert_eq!(result["type"], "result", "{failed}");
+    assert_eq!(result["ok"], false);
+    let failures: Vec<&Value> =
+        result["operations"].as_array().unwrap().iter().filter(|o| o["status"] == "failed").collect();
+    assert!(failures.iter().any(|o| o["address"] == "subnet.public_b" && o["phase"] == "create"), "{result}");
+    assert!(result["ids"]["vpc.main"].as_str().is_some_and(|id| id.starts_with("vpc-")), "{result}");
+    assert!(events.iter().any(|e| e["type"] == "finished" && e.get("error").is_some()), "{failed}");
+
+    let destroyed = stack.run(&["destroy", "--json", "--auto-approve"]);
+    assert_eq!(destroyed.code, 0, "{destroyed}");
+    let result = lines(&destroyed).pop().unwrap();
+    assert_eq!((result["type"].as_str(), result["ok"].as_bool()), (Some("result"), Some(true)), "{destroyed}");
+    assert!(result["summary"]["destroyed"].as_u64().unwrap() > 0, "{result}");
+    assert_eq!(owned_counts(&stack.name).await, [0; 6]);
 }

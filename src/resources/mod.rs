@@ -522,3 +522,61 @@ pub fn gone_ok<T>(result: Result<T, CloudError>) -> Result<(), CloudError> {
         _ => Ok(()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+
+    /// A kind's schema and the attributes it actually produces are one list: an attribute missing from the schema
+    /// would silently get the plain rules (a forced replacement or a secret lost), and a schema entry no resource
+    /// carries is a misspelling. Checked for every kind of the registry on the reference stack.
+    #[test]
+    fn every_kinds_schema_lists_exactly_the_attributes_it_produces() {
+        let desired = crate::plan::diff::tests::reference_desired();
+        for kind in REGISTRY {
+            let produced: BTreeSet<&str> = desired
+                .iter()
+                .filter(|d| d.address.kind() == kind.name())
+                .flat_map(|d| d.attrs.keys().map(String::as_str))
+                .collect();
+            let listed: BTreeSet<&str> = kind.schema().iter().map(|a| a.name).collect();
+            assert!(!produced.is_empty(), "the reference stack has no {}", kind.name());
+            assert_eq!(produced, listed, "{}: schema vs desired attributes", kind.name());
+            assert_eq!(listed.len(), kind.schema().len(), "{}: an attribute listed twice", kind.name());
+        }
+    }
+
+    #[test]
+    fn references_carry_region_and_output_only_when_given() {
+        let a = Address::new("load_balancer", "web");
+        assert_eq!(as_ref(&reference(&a)), Some(Ref { address: a.clone(), region: None, output: None }));
+        let out = as_ref(&output_reference(&a, "dns_name")).unwrap();
+        assert_eq!((out.address, out.output.as_deref(), out.region), (a.clone(), Some("dns_name"), None));
+        let there = as_ref(&reference_in(&a, "eu-west-1")).unwrap();
+        assert_eq!(there.region.as_deref(), Some("eu-west-1"));
+        assert_eq!(as_ref(&json!({"ref": "load_balancer.web", "other": 1})), None, "not a reference");
+        assert_eq!(as_reference(&json!({"id": "vpc-1"})), None);
+    }
+
+    #[test]
+    fn a_reference_resolves_in_its_own_region_unless_it_names_one() {
+        let vpc = Ref { address: Address::new("vpc", "main"), region: None, output: None };
+        assert_eq!(target(REGISTRY, "eu-west-1", "us-east-1", &vpc).0, "eu-west-1");
+        assert_eq!(target(REGISTRY, GLOBAL, "us-east-1", &vpc).0, "us-east-1", "from a global resource: home");
+        let named = Ref { region: Some("ap-south-1".into()), ..vpc };
+        assert_eq!(target(REGISTRY, "eu-west-1", "us-east-1", &named).0, "ap-south-1");
+    }
+
+    #[test]
+    fn client_tokens_differ_per_address_and_replacement_and_repeat_for_the_same_create() {
+        let a = Address::new("route_table", "public");
+        let first = create_token("shop", &a, None);
+        assert_eq!(first, create_token("shop", &a, None), "a repeat of the same create gets the same token");
+        assert_ne!(first, create_token("shop", &a, Some("rtb-old")), "a replacement gets its own");
+        assert_ne!(first, create_token("shop", &Address::new("route_table", "private"), None));
+        assert_ne!(first, create_token("other", &a, None));
+        assert!(first.len() <= 70 && first.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'), "{first}");
+    }
+}
