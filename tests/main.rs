@@ -8,6 +8,7 @@
 
 mod cli;
 mod emulator;
+mod engine;
 mod lost_answer;
 mod mocked;
 mod ownership;

@@ -54,6 +54,15 @@ pub fn skip_unless_served(service: &str) -> bool {
     false
 }
 
+/// How many resources the reference template declares: tests say "N to add" with this, so a tier added to the
+/// template does not touch them.
+pub fn reference_resources() -> usize {
+    let path = repo().join("templates/webscale.toml");
+    let text = std::fs::read_to_string(&path).expect("reference template");
+    let stack = webscale::spec::parse(&path, &text, &webscale::spec::RegionChoice::default()).expect("it parses");
+    webscale::resources::desired(&stack).len()
+}
+
 /// A stack of one test: its own name (so tests run in parallel), its own spec file.
 pub struct TestStack {
     pub name: String,

@@ -29,6 +29,8 @@ pub enum PlanError {
     DanglingReference { from: Address, to: Address },
     #[error("no resource kind named {0:?}")]
     UnknownKind(String),
+    #[error("{address}: found nothing for {what}")]
+    LookupFailed { address: Address, what: String },
 }
 
 /// Compares what the spec asks for with what exists, over the registry's kinds.
@@ -118,6 +120,28 @@ pub fn diff_with(
                 (name.clone(), v)
             })
             .collect();
+        if k.is_lookup() {
+            let Some(l) = by_key.remove(&key) else {
+                let what = d.attrs.iter().map(|(n, v)| format!("{n} = {v}")).collect::<Vec<_>>().join(", ");
+                return Err(PlanError::LookupFailed { address: d.address.clone(), what });
+            };
+            planned.insert(key, Action::NoOp);
+            changes.push(Change {
+                address: d.address.clone(),
+                action: Action::NoOp,
+                region: d.region.clone(),
+                id: Some(l.id.clone()),
+                reason: None,
+                attributes: Vec::new(),
+                depends_on: Vec::new(),
+                lookup: true,
+                pending: None,
+                desired: Some(d.clone()),
+                live: Some(l),
+                live_refs: Vec::new(),
+            });
+            continue;
+        }
         let Some(l) = by_key.remove(&key) else {
             let attributes = want
                 .iter()
@@ -133,6 +157,7 @@ pub fn diff_with(
                 reason: None,
                 attributes,
                 depends_on: d.depends_on.clone(),
+                lookup: false,
                 pending: None,
                 desired: Some(d.clone()),
                 live: None,
@@ -210,6 +235,7 @@ pub fn diff_with(
             reason,
             attributes,
             depends_on: d.depends_on.clone(),
+            lookup: false,
             // A resource being replaced is not waited for: its successor is.
             pending: l.pending.clone().filter(|_| !action.is_replace()),
             desired: Some(d.clone()),
@@ -218,8 +244,9 @@ pub fn diff_with(
         });
     }
 
-    // What is left is owned by the stack but no longer asked for.
-    let stale = by_key.into_values().map(|l| {
+    // What is left is owned by the stack but no longer asked for (lookups are not owned: never deleted).
+    let is_lookup = |l: &Live| find(kinds, l.address.kind()).is_some_and(|k| k.is_lookup());
+    let stale = by_key.into_values().filter(|l| !is_lookup(l)).map(|l| {
         let reason = if l.address.name().starts_with(resources::STRAY) {
             format!("carries the stack tag but no valid {} tag (made by hand?)", resources::TAG_ADDRESS)
         } else {
@@ -227,7 +254,7 @@ pub fn diff_with(
         };
         (l, reason)
     });
-    let dupes = extras.into_iter().map(|(l, kept)| {
+    let dupes = extras.into_iter().filter(|(l, _)| !is_lookup(l)).map(|(l, kept)| {
         let why = format!("a second resource claims {}; only one is kept: {kept}", l.address);
         (l, why)
     });
@@ -249,6 +276,7 @@ pub fn diff_with(
             reason: Some(reason),
             attributes,
             depends_on: Vec::new(),
+            lookup: false,
             pending: None,
             desired: None,
             live: Some(l),
@@ -1048,5 +1076,83 @@ pub(crate) mod tests {
                            {"rule": 110, "from_port": 443}]);
         let rules: Vec<Value> = canonical(&rules).as_array().unwrap().iter().map(|r| r["rule"].clone()).collect();
         assert_eq!(rules, vec![json!(100), json!(110), json!(120)]);
+    }
+
+    /// A lookup kind (an AMI id from an SSM parameter path), for the diff only: its AWS methods are never called.
+    struct AmiLookup;
+
+    #[async_trait::async_trait]
+    impl resources::Kind for AmiLookup {
+        fn name(&self) -> &'static str {
+            "ami"
+        }
+        fn schema(&self) -> &'static [Attr] {
+            &[]
+        }
+        fn is_lookup(&self) -> bool {
+            true
+        }
+        fn desired(&self, _: &crate::spec::Stack) -> Vec<Desired> {
+            Vec::new()
+        }
+        async fn read(&self, _: &resources::ReadCtx<'_>, _: &str) -> Result<Vec<Live>, crate::aws::CloudError> {
+            unreachable!("the diff never reads")
+        }
+        async fn create(&self, _: &crate::aws::Cloud, _: &resources::Op<'_>) -> Result<resources::Created, crate::aws::CloudError> {
+            unreachable!("a lookup is never created")
+        }
+        async fn update(&self, _: &crate::aws::Cloud, _: &resources::Op<'_>) -> Result<(), crate::aws::CloudError> {
+            unreachable!("a lookup is never updated")
+        }
+        async fn delete(&self, _: &crate::aws::Cloud, _: &resources::Op<'_>) -> Result<(), crate::aws::CloudError> {
+            unreachable!("a lookup is never deleted")
+        }
+    }
+
+    fn with_lookup() -> Vec<&'static dyn resources::Kind> {
+        let mut kinds: Vec<&'static dyn resources::Kind> = resources::REGISTRY.to_vec();
+        kinds.push(&AmiLookup);
+        kinds
+    }
+
+    fn found(address: &str, id: &str, outputs: Value) -> Live {
+        let mut l = Live::new(addr(address), "us-east-1", id, Attrs::new());
+        l.outputs = outputs.as_object().unwrap().clone();
+        l
+    }
+
+    #[test]
+    fn a_lookup_is_found_never_changed_and_its_outputs_compare_as_known_values() {
+        let kinds = with_lookup();
+        let param = json!({"parameter": "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"});
+        let uses = json!({"cidr_block": {"ref": "ami.web", "output": "image_id"}});
+        let desired = vec![hand("ami.web", param), hand("vpc.main", uses)];
+        let ami = found("ami.web", "ami-0abc", json!({"image_id": "ami-0abc"}));
+        let live_vpc = Live::new(addr("vpc.main"), "us-east-1", "vpc-1", json!({"cidr_block": "ami-0abc"}).as_object().unwrap().clone());
+        let p = diff_with(&kinds, "s", "us-east-1", desired.clone(), vec![ami.clone(), live_vpc]).unwrap();
+        assert!(!p.has_changes(), "{:?}", actions(&p));
+        let lookup = change(&p, "ami.web");
+        assert!(lookup.lookup && lookup.action == Action::NoOp);
+        assert_eq!(p.summary.unchanged, 1, "a lookup is not a resource of the stack");
+        crate::apply::check(&kinds, &p).expect("orderable");
+
+        // A newer image: the user of the output changes; the lookup itself never does.
+        let newer = found("ami.web", "ami-0def", json!({"image_id": "ami-0def"}));
+        let live_vpc = Live::new(addr("vpc.main"), "us-east-1", "vpc-1", json!({"cidr_block": "ami-0abc"}).as_object().unwrap().clone());
+        let p = diff_with(&kinds, "s", "us-east-1", desired, vec![newer, live_vpc]).unwrap();
+        assert_eq!(actions(&p), vec![("vpc.main".to_string(), Action::Replace(ReplaceOrder::DeleteFirst))]);
+        assert_eq!(attr(change(&p, "vpc.main"), "cidr_block").after, Some(json!("ami-0def")));
+    }
+
+    #[test]
+    fn a_lookup_that_finds_nothing_fails_the_plan_and_one_no_longer_used_is_not_deleted() {
+        let kinds = with_lookup();
+        let desired = vec![hand("ami.web", json!({"parameter": "/no/such/parameter"}))];
+        let err = diff_with(&kinds, "s", "us-east-1", desired, vec![]).unwrap_err();
+        assert_eq!(err.to_string(), "ami.web: found nothing for parameter = \"/no/such/parameter\"");
+
+        let leftover = found("ami.old", "ami-0abc", json!({"image_id": "ami-0abc"}));
+        let p = diff_with(&kinds, "s", "us-east-1", vec![], vec![leftover]).unwrap();
+        assert!(p.changes.is_empty(), "a lookup is never deleted: {:?}", actions(&p));
     }
 }

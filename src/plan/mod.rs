@@ -105,6 +105,9 @@ pub struct Change {
     /// Resources this one waits for although no attribute refers to them.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub depends_on: Vec<Address>,
+    /// Something the stack uses but does not own, found at plan time (never changed; not counted in the summary).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub lookup: bool,
     /// AWS is still bringing the resource up or changing it (its status): apply waits for it before anything
     /// that depends on it.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -164,7 +167,7 @@ impl Plan {
 
     pub fn summarize(changes: &[Change]) -> Summary {
         let mut s = Summary::default();
-        for c in changes {
+        for c in changes.iter().filter(|c| !c.lookup) {
             match c.action {
                 Action::NoOp => s.unchanged += 1,
                 Action::Create => s.add += 1,

@@ -1,8 +1,5 @@
-//! Ownership tags and the tag plumbing every EC2 kind shares.
-//!
-//! Every resource gets `webscale:stack` (which stack owns it) and `webscale:address` (which spec entry it is) in
-//! its create call (TagSpecifications), never in a later call: a crash between the two would leave an orphan that
-//! no read can find.
+//! The tag plumbing every EC2 kind shares: ownership tags (`super::tags`) in EC2's form, TagSpecifications in
+//! the create call, the tag-filtered describe, tag sync.
 
 use std::collections::BTreeMap;
 
@@ -10,20 +7,8 @@ use aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification};
 
 use super::{Address, Live, cloud_id};
 use crate::aws::{CallExt, Cloud, CloudError};
-use crate::spec::Stack;
 
-pub const TAG_STACK: &str = "webscale:stack";
-pub const TAG_ADDRESS: &str = "webscale:address";
-
-/// The full tag set a resource should carry: the stack's extra tags, a readable Name, the ownership pair.
-pub fn desired_tags(stack: &Stack, address: &Address) -> BTreeMap<String, String> {
-    let mut tags = stack.tags.clone();
-    // For people in the console: stack, kind, name (`shop-route-table-public`), never two alike.
-    tags.insert("Name".into(), format!("{}-{}", stack.name, address.as_str().replace(['_', '.'], "-")));
-    tags.insert(TAG_STACK.into(), stack.name.clone());
-    tags.insert(TAG_ADDRESS.into(), address.to_string());
-    tags
-}
+pub use super::tags::{TAG_ADDRESS, TAG_STACK, desired as desired_tags};
 
 /// Everything of one EC2 kind the stack owns in a region: one tag-filtered describe, all pages; narrowed to one
 /// address when the read context asks for one (a retried create looking for its resource).
@@ -62,22 +47,13 @@ pub fn tag_spec(kind: ResourceType, tags: &BTreeMap<String, String>) -> TagSpeci
 
 /// Live tags as a map; `aws:` tags belong to AWS and are never diffed.
 pub fn live_tags(tags: &[Tag]) -> BTreeMap<String, String> {
-    tags.iter()
-        .filter_map(|t| Some((t.key()?.to_string(), t.value().unwrap_or_default().to_string())))
-        .filter(|(k, _)| !k.starts_with("aws:"))
-        .collect()
+    super::tags::live(tags.iter().filter_map(|t| Some((t.key()?, t.value().unwrap_or_default()))))
 }
 
-/// The address recorded on a resource the stack owns (it carries the stack tag: the describe filtered on it).
-/// When the address tag is missing or hand-edited into nonsense the resource is still the stack's: it gets a
-/// stray address, so the plan deletes it instead of it silently blocking the deletes of its VPC.
+/// The address recorded on an EC2 resource the stack owns (see [`super::tags::owned_address`]).
 pub fn owned_address(tags: &[Tag], kind: &str, id: &str) -> Address {
-    tags.iter()
-        .find(|t| t.key() == Some(TAG_ADDRESS))
-        .and_then(|t| t.value())
-        .and_then(Address::parse)
-        .filter(|a| a.kind() == kind)
-        .unwrap_or_else(|| super::stray(kind, id))
+    let address = tags.iter().find(|t| t.key() == Some(TAG_ADDRESS)).and_then(|t| t.value());
+    super::tags::owned_address(address, kind, id)
 }
 
 /// Wraps a described EC2 resource (found by the stack-tag filter) as live state.

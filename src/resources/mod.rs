@@ -12,6 +12,7 @@ mod context;
 mod ec2_enis;
 mod ec2_tags;
 mod schema;
+pub mod tags;
 pub mod internet_gateway;
 pub mod network_acl;
 pub mod route_table;
@@ -33,7 +34,7 @@ use crate::aws::{Cloud, CloudError};
 use crate::spec::Stack;
 
 pub use context::ReadCtx;
-pub use ec2_tags::{TAG_ADDRESS, TAG_STACK};
+pub use tags::{TAG_ADDRESS, TAG_STACK};
 pub use schema::{Attr, digest, rules as schema_rules};
 
 /// Every kind webscale manages. Adding a kind: one file in this folder, one line here. Plan and apply take the
@@ -449,6 +450,14 @@ pub trait Kind: Send + Sync {
 
     fn replace_order(&self) -> ReplaceOrder {
         ReplaceOrder::DeleteFirst
+    }
+
+    /// A lookup: something the stack uses but does not own (an existing hosted zone adopted by name, a
+    /// certificate by ARN, an AMI id from an SSM public parameter path). Its desired entries say what to look for;
+    /// its read finds them (through `ctx.stack`) at plan time and reports what others refer to as outputs. A
+    /// lookup is never created, changed or deleted; finding nothing fails the plan.
+    fn is_lookup(&self) -> bool {
+        false
     }
 
     /// Whether a live resource's id is its own. A kind that manages part of another resource (a group's rule

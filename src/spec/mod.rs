@@ -1,18 +1,39 @@
 //! The stack spec: a TOML file becomes a checked [`Stack`] in two steps, the way ripgrep turns raw flags into
-//! validated ones. `raw` mirrors the file (strict serde, spans kept); `validate` checks meaning and collects every
-//! problem at once, each pointing at file, line, column and field. Everything after this module may assume a
-//! `Stack` is internally consistent (CIDRs nest, names resolve, rule numbers are unique).
+//! validated ones. Serde types mirror the file (strict about unknown keys, spans kept); checks then give each
+//! value its meaning and collect every problem at once, each pointing at file, line, column and field. Everything
+//! after this module may assume a `Stack` is internally consistent (CIDRs nest, names resolve, rule numbers are
+//! unique).
+//!
+//! Layout: one file per top-level table ("tier" of the spec), holding that table's serde types, its checked
+//! types and its checks, behind one `check` function:
+//!
+//! - `stack.rs`: `[stack]` (name, region, tags, ignore_tags);
+//! - `network.rs`: `[network]` (VPC, zones and their subnets, route tables);
+//! - `security_groups.rs`: `[security_groups.NAME]`;
+//! - `network_acls.rs`: `[network_acls.NAME]`.
+//!
+//! `validate.rs` holds the machinery they share: [`parse`], the diagnostics collector, field paths, line/column,
+//! and the checks several tiers use (CIDRs, names, tier claims, protocols and ports). Types more than one tier
+//! uses ([`Tier`], [`Protocol`], [`PortRange`]) live here.
+//!
+//! Adding a tier (a load balancer, a database, ...) is one new file here with its `check`, plus one field in
+//! [`Stack`], and in `validate.rs` one field in `RawSpec` and one call in `check`.
 
-mod raw;
+mod network;
+mod network_acls;
+mod security_groups;
+mod stack;
 mod validate;
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use ipnet::Ipv4Net;
-
-pub use validate::{RegionChoice, parse};
+pub use network::{Network, Route, RouteTable, RouteTarget, Zone};
+pub use network_acls::{NaclRule, NetworkAcl};
+pub use security_groups::{Peer, SecurityGroup, SgRule};
+pub use stack::RegionChoice;
+pub use validate::parse;
 
 /// A checked stack.
 #[derive(Debug, Clone)]
@@ -26,24 +47,6 @@ pub struct Stack {
     pub network: Network,
     pub security_groups: Vec<SecurityGroup>,
     pub network_acls: Vec<NetworkAcl>,
-}
-
-#[derive(Debug, Clone)]
-pub struct Network {
-    pub cidr: Ipv4Net,
-    pub internet_gateway: bool,
-    pub dns_hostnames: bool,
-    /// Sorted by name; at least two, in distinct availability zones.
-    pub zones: Vec<Zone>,
-    pub route_tables: Vec<RouteTable>,
-}
-
-#[derive(Debug, Clone)]
-pub struct Zone {
-    pub name: String,
-    pub availability_zone: String,
-    pub public_subnet: Ipv4Net,
-    pub private_subnet: Ipv4Net,
 }
 
 /// Which subnets of every zone a route table or network ACL applies to.
@@ -67,64 +70,6 @@ impl Tier {
     pub fn subnet_name(self, zone: &str) -> String {
         format!("{}_{zone}", self.as_str())
     }
-}
-
-#[derive(Debug, Clone)]
-pub struct RouteTable {
-    pub name: String,
-    pub tier: Tier,
-    pub routes: Vec<Route>,
-}
-
-#[derive(Debug, Clone)]
-pub struct Route {
-    pub destination: Ipv4Net,
-    pub target: RouteTarget,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RouteTarget {
-    InternetGateway,
-}
-
-#[derive(Debug, Clone)]
-pub struct SecurityGroup {
-    pub name: String,
-    pub description: String,
-    pub ingress: Vec<SgRule>,
-    /// Already expanded: an omitted `egress` means AWS's default allow-all rule.
-    pub egress: Vec<SgRule>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SgRule {
-    pub protocol: Protocol,
-    pub ports: Option<PortRange>,
-    pub peer: Peer,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Peer {
-    Cidr(Ipv4Net),
-    /// Another security group of this stack, by name.
-    Group(String),
-}
-
-#[derive(Debug, Clone)]
-pub struct NetworkAcl {
-    pub name: String,
-    pub tier: Tier,
-    pub ingress: Vec<NaclRule>,
-    pub egress: Vec<NaclRule>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NaclRule {
-    pub number: i32,
-    pub protocol: Protocol,
-    pub ports: Option<PortRange>,
-    pub cidr: Ipv4Net,
-    pub allow: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

@@ -4,6 +4,8 @@
 //! Most tests edit `BASE`, a small valid stack whose line numbers the expected positions below rely on. Messages
 //! are checked by their key words, not copied whole, so rewording stays cheap while the content stays required.
 
+use ipnet::Ipv4Net;
+
 use super::*;
 
 /// A minimal valid stack. Line numbers: 1 `[stack]`, 2 name, 3 region, 5 `[network]`, 6 cidr,
