@@ -146,6 +146,10 @@ async fn same_address_in_two_regions_is_two_resources_and_references_stay_in_the
     let eu_web = world.rec(EU, "widget.web");
     assert_ne!(home_web.id, eu_web.id, "two resources");
     assert_eq!((home_web.attrs["size"].clone(), eu_web.attrs["size"].clone()), (json!(1), json!(2)));
+    // The report names both: by region, and the home region's under the plain address (as before regions).
+    assert_eq!(report.ids_by_region[HOME][&addr("widget.web")], home_web.id);
+    assert_eq!(report.ids_by_region[EU][&addr("widget.web")], eu_web.id);
+    assert_eq!(report.ids[&addr("widget.web")], home_web.id);
     assert_eq!(world.recs("widget").len(), 4);
     // The reference inside eu-west-1 reached the kind as eu-west-1's id.
     let app = world.created(EU, "widget.app");
@@ -507,6 +511,11 @@ async fn reordering_an_ordered_list_is_a_change_and_a_set_is_not() {
     let lb = change(&reordered, HOME, "widget.lb");
     assert_eq!(lb.changed(), ["rules"]);
     let rules = attr(lb, "rules");
+    let text = webscale::ui::plan_text(&reordered, false);
+    assert!(
+        text.contains(r#"order: ["forward-api", "forward-web", "deny-all"] -> ["forward-web", "forward-api", "deny-all"]"#),
+        "a reviewer sees the new order:\n{text}"
+    );
     assert_eq!(rules.before, Some(json!(["forward-api", "forward-web", "deny-all"])));
     assert_eq!(rules.after, Some(json!(["forward-web", "forward-api", "deny-all"])));
 

@@ -112,8 +112,11 @@ pub struct OpReport {
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct Report {
     pub operations: Vec<OpReport>,
-    /// The id of every resource that exists after the run (created ones included), by address.
+    /// The id of every resource of the stack's home region and of the global kinds that exists after the run
+    /// (created ones included), by address.
     pub ids: std::collections::BTreeMap<Address, String>,
+    /// The same for every region, the home region and `global` included: the same address may live in two.
+    pub ids_by_region: std::collections::BTreeMap<String, std::collections::BTreeMap<Address, String>>,
 }
 
 impl Report {
@@ -335,8 +338,17 @@ pub async fn apply_with(
             OpReport { address: plan.changes[node.change].address.clone(), phase: node.phase, result }
         })
         .collect();
-    let ids = state.into_inner().unwrap_or_else(|e| e.into_inner()).into_iter().map(|((_, a), k)| (a, k.id)).collect();
-    Ok(Report { operations, ids })
+    let mut ids_by_region: std::collections::BTreeMap<String, std::collections::BTreeMap<Address, String>> =
+        Default::default();
+    for ((region, address), known) in state.into_inner().unwrap_or_else(|e| e.into_inner()) {
+        ids_by_region.entry(region).or_default().insert(address, known.id);
+    }
+    let ids = [plan.region.as_str(), resources::GLOBAL]
+        .iter()
+        .filter_map(|r| ids_by_region.get(*r))
+        .flat_map(|m| m.iter().map(|(a, id)| (a.clone(), id.clone())))
+        .collect();
+    Ok(Report { operations, ids, ids_by_region })
 }
 
 /// What every operation of one apply shares.

@@ -31,6 +31,7 @@ pub async fn read_live(
     let mut live = Vec::new();
     let mut warnings = Vec::new();
     for ((kind, region), result) in reads.into_iter().zip(results) {
+        let region = if region == GLOBAL { "the account (global)".to_string() } else { region.to_string() };
         match result {
             Ok(found) => live.extend(found),
             Err(e) if e.is_unserved() && !desired.iter().any(|d| d.address.kind() == kind.name()) => {
@@ -44,8 +45,8 @@ pub async fn read_live(
             Err(e) if e.is_unserved() => {
                 return Err(CloudError {
                     message: format!(
-                        "{} Cannot plan {} in {region}: the endpoint does not serve {} or the credentials may not read it.",
-                        e.message,
+                        "{}. Cannot plan {} in {region}: the endpoint does not serve {} or the credentials may not read it.",
+                        e.message.trim_end_matches('.'),
                         plural(kind),
                         kind.service()
                     ),

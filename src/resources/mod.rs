@@ -412,8 +412,10 @@ pub fn create_token(stack: &str, address: &Address, replacing: Option<&str>) -> 
 
 fn decode<T: DeserializeOwned>(address: &Address, attrs: Option<&Attrs>) -> Result<T, CloudError> {
     let attrs = attrs.ok_or_else(|| CloudError::internal(format!("{address}: attributes missing")))?;
-    serde_json::from_value(Value::Object(attrs.clone()))
-        .map_err(|e| CloudError::internal(format!("{address}: attributes do not match the kind's schema: {e}")))
+    // The path of the mismatch, never serde's message: it quotes the value, which may be a secret.
+    serde_path_to_error::deserialize(Value::Object(attrs.clone())).map_err(|e| {
+        CloudError::internal(format!("{address}: attributes do not match the kind's schema at `{}`", e.path()))
+    })
 }
 
 /// Turns a typed attribute struct into the generic map.

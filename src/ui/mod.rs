@@ -113,6 +113,7 @@ impl Ui {
                 "summary": { "added": added, "changed": changed, "replaced": replaced, "destroyed": destroyed },
                 "operations": report.operations,
                 "ids": report.ids,
+                "ids_by_region": report.ids_by_region,
             }));
             return;
         }

@@ -120,6 +120,15 @@ fn attr_text(a: &AttrChange, width: usize, paint: &Paint) -> String {
         (Some(Value::Array(before)), Some(Value::Array(after))) => {
             // Sets: show what goes and what comes, not two long lists.
             let mut out = format!("      {} {}:{tail}\n", paint.action(Action::Update, "~"), a.name);
+            // Same elements, another order: an ordered list (listener rules, cache behaviours) changed order.
+            let reordered = before.len() == after.len()
+                && before.iter().all(|b| after.contains(b))
+                && after.iter().all(|n| before.contains(n));
+            if reordered {
+                let list = |items: &Vec<Value>| items.iter().map(value_text).collect::<Vec<_>>().join(", ");
+                out.push_str(&format!("          order: [{}] -> [{}]\n", list(before), list(after)));
+                return out;
+            }
             for b in before.iter().filter(|b| !after.contains(b)) {
                 out.push_str(&format!("          {} {}\n", paint.action(Action::Delete, "-"), value_text(b)));
             }
