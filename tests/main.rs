@@ -15,3 +15,4 @@ mod ownership;
 mod proxy;
 mod replace;
 mod support;
+mod upgrade;

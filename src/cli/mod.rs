@@ -244,7 +244,19 @@ fn check_saved(path: &std::path::Path, fresh: &Plan) -> Result<(), Error> {
     let by_address = |plan: &serde_json::Value| -> std::collections::BTreeMap<String, serde_json::Value> {
         plan["changes"]
             .as_array()
-            .map(|cs| cs.iter().map(|c| (c["address"].as_str().unwrap_or_default().to_string(), c.clone())).collect())
+            .map(|cs| {
+                cs.iter()
+                    .map(|c| {
+                        // The same address may live in two regions: name the region where it is not the home one.
+                        let address = c["address"].as_str().unwrap_or_default();
+                        let key = match c["region"].as_str() {
+                            Some(r) if r != plan["region"].as_str().unwrap_or_default() => format!("{address} ({r})"),
+                            _ => address.to_string(),
+                        };
+                        (key, c.clone())
+                    })
+                    .collect()
+            })
             .unwrap_or_default()
     };
     let (saved, fresh) = (by_address(&saved), by_address(&fresh));
