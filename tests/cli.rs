@@ -33,3 +33,12 @@ fn validate_needs_no_aws_at_all() {
     let said = format!("is valid: stack webscale in us-east-1, {n} resources");
     assert!(String::from_utf8_lossy(&out.stdout).contains(&said));
 }
+
+/// An endpoint without a scheme is a plain sentence saying what to write, not the SDK's request dump.
+#[test]
+fn an_endpoint_without_a_scheme_is_named_with_the_fix() {
+    let out = webscale(&["plan", "-f", "templates/webscale.toml", "--endpoint-url", "127.0.0.1:4566"]);
+    assert_eq!(out.code, 1, "{out}");
+    assert!(out.stderr.contains("--endpoint-url \"127.0.0.1:4566\" has no scheme: use http://127.0.0.1:4566"), "{out}");
+    assert!(out.stderr.lines().count() <= 2, "one plain sentence:\n{out}");
+}

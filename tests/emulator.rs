@@ -258,7 +258,8 @@ async fn apply_builds_the_network_tier_plan_is_then_empty_and_destroy_removes_on
     ec2.delete_vpc().vpc_id(&decoy_id).send().await.unwrap();
     // Destroying an already destroyed stack is a no-op, not an error.
     let twice = stack.run(&["destroy", "--auto-approve"]).success();
-    assert!(twice.stdout.contains("No changes."), "{twice}");
+    assert!(twice.stdout.contains(&format!("Nothing to destroy: stack {} owns nothing in us-east-1.", stack.name)), "{twice}");
+    assert!(!twice.stdout.contains("No changes"), "not the words of an apply:\n{twice}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -598,7 +599,8 @@ async fn a_saved_plan_applies_as_reviewed_and_is_refused_once_stale() {
     let saved = stack.dir.path().join("reviewed.plan.json");
     let saved = saved.to_str().unwrap();
     let planned = stack.run(&["plan", "--out", saved]).success();
-    assert!(planned.stderr.contains("apply --plan"), "says how to apply it:\n{planned}");
+    let hint = format!("webscale apply -f {} --plan {saved}", stack.spec.display());
+    assert!(planned.stderr.contains(&hint), "says how to apply it, as a command that works:\n{planned}");
     // Applying the reviewed plan needs no other approval, even without a terminal.
     let applied = stack.run(&["apply", "--plan", saved]).success();
     assert!(applied.stdout.contains(&format!("{} added", reference_resources())), "{applied}");
@@ -666,5 +668,44 @@ async fn the_json_stream_always_ends_with_a_result_line_and_never_prompts() {
     let result = lines(&destroyed).pop().unwrap();
     assert_eq!((result["type"].as_str(), result["ok"].as_bool()), (Some("result"), Some(true)), "{destroyed}");
     assert!(result["summary"]["destroyed"].as_u64().unwrap() > 0, "{result}");
+    assert_eq!(owned_counts(&stack.name).await, [0; 6]);
+}
+
+/// The holes a saved plan must not have: a missing file is an error even when nothing would change; a plan whose
+/// changes were already applied is stale; a destroy can be reviewed too (`plan --destroy --out`), and the two kinds
+/// of saved plan are never mixed up. Every hint is a command that works as printed.
+#[tokio::test(flavor = "multi_thread")]
+async fn saved_plans_are_always_checked_and_destroys_can_be_saved_too() {
+    let stack = TestStack::new("saved-holes");
+    let missing = stack.run(&["apply", "--plan", "/nonexistent/reviewed.json"]);
+    assert_eq!(missing.code, 1, "{missing}");
+    assert!(missing.stderr.contains("cannot read the saved plan /nonexistent/reviewed.json"), "{missing}");
+    assert_eq!(owned_counts(&stack.name).await, [0; 6]);
+
+    let saved = stack.dir.path().join("create.json");
+    let saved = saved.to_str().unwrap();
+    stack.run(&["plan", "--out", saved]).success();
+    stack.run(&["apply", "--plan", saved]).success();
+    let again = stack.run(&["apply", "--plan", saved]);
+    assert_eq!(again.code, 1, "applying a reviewed plan twice is refused:\n{again}");
+    assert!(again.stderr.contains("its changes were already applied"), "{again}");
+
+    let teardown = stack.dir.path().join("destroy.json");
+    let teardown = teardown.to_str().unwrap();
+    let planned = stack.run(&["plan", "--destroy", "--out", teardown]).success();
+    let hint = format!("webscale destroy -f {} --plan {teardown}", stack.spec.display());
+    assert!(planned.stderr.contains(&hint), "{planned}");
+    assert!(planned.stdout.contains(&format!("0 to add, 0 to change, 0 to replace, {} to destroy", reference_resources())));
+    let mixed = stack.run(&["apply", "--plan", teardown]);
+    assert_eq!(mixed.code, 1, "{mixed}");
+    assert!(mixed.stderr.contains("is a destroy plan"), "{mixed}");
+    let wrong = stack.run(&["destroy", "--plan", saved]);
+    assert_eq!(wrong.code, 1, "{wrong}");
+    assert!(wrong.stderr.contains("is not a destroy plan"), "{wrong}");
+    assert_eq!(owned_counts(&stack.name).await, [1, 4, 1, 2, 3, 2], "nothing was deleted by refused commands");
+    // The hint, run as printed (through the test's environment), destroys exactly what was reviewed.
+    let args: Vec<&str> = hint.split(' ').skip(1).collect();
+    let destroyed = crate::support::webscale(&args).success();
+    assert!(destroyed.stdout.contains(&format!("{} destroyed", reference_resources())), "{destroyed}");
     assert_eq!(owned_counts(&stack.name).await, [0; 6]);
 }

@@ -79,6 +79,9 @@ pub struct PlanArgs {
     /// Also save the plan (as JSON) to this file, for `apply --plan FILE` after review.
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
+    /// Plan the destroy instead (with --out: for `destroy --plan FILE`).
+    #[arg(long)]
+    pub destroy: bool,
 }
 
 #[derive(Debug, Args)]
@@ -117,6 +120,7 @@ pub async fn run(cli: Cli, ui: Ui) -> Result<ExitCode, Error> {
         profile: cli.global.profile.clone(),
         endpoint_url: cli.global.endpoint_url.clone(),
     };
+    check_endpoint(&settings)?;
     match cli.command {
         Command::Validate(args) => {
             let stack = load(&settings, &args.file).await?;
@@ -131,14 +135,25 @@ pub async fn run(cli: Cli, ui: Ui) -> Result<ExitCode, Error> {
         }
         Command::Plan(args) => {
             let (stack, cloud) = connect(&settings, &args.file.file).await?;
-            let plan = plan::build(&cloud, &stack, plan::Mode::Apply).await?;
+            let mode = if args.destroy { plan::Mode::Destroy } else { plan::Mode::Apply };
+            let plan = plan::build(&cloud, &stack, mode).await?;
             ui.warnings(&plan);
             ui.plan(&plan);
             if let Some(out) = &args.out {
-                let json = serde_json::to_string_pretty(&plan).unwrap_or_default();
-                std::fs::write(out, json + "\n")
+                let mut json = serde_json::to_value(&plan).unwrap_or_default();
+                // A destroy plan says so: `destroy --plan` takes only these, `apply --plan` never.
+                if args.destroy {
+                    json["destroy"] = serde_json::Value::Bool(true);
+                }
+                let text = serde_json::to_string_pretty(&json).unwrap_or_default();
+                std::fs::write(out, text + "\n")
                     .map_err(|e| Error::Refused(format!("cannot write the plan to {}: {e}", out.display())))?;
-                ui.err(&format!("Saved the plan to {}; apply it with: webscale apply --plan {0}", out.display()));
+                let verb = if args.destroy { "destroy" } else { "apply" };
+                ui.err(&format!(
+                    "Saved the plan to {}; carry it out with: webscale {verb} -f {} --plan {0}",
+                    out.display(),
+                    args.file.file.display()
+                ));
             }
             Ok(if args.detailed_exitcode && plan.has_changes() { ExitCode::from(2) } else { ExitCode::SUCCESS })
         }
@@ -173,21 +188,58 @@ async fn execute(settings: &Settings, args: &ApplyArgs, mode: plan::Mode, ui: Ui
         plan::Mode::Apply => "apply",
         plan::Mode::Destroy => "destroy",
     };
+    // A saved plan is read and checked first, always: a missing or unreadable file is an error even when there
+    // turns out to be nothing to do.
+    let saved = args.plan.as_deref().map(read_saved).transpose()?;
     let (stack, cloud) = connect(settings, &args.file.file).await?;
     let plan: Plan = plan::build(&cloud, &stack, mode).await?;
     ui.warnings(&plan);
-    ui.plan_event(&plan);
-    if !plan.has_changes() {
-        ui.report(&plan, &apply::Report::default(), verb);
-        return Ok(ExitCode::SUCCESS);
+    if let Some((path, saved)) = &saved {
+        let is_destroy = saved.get("destroy") == Some(&serde_json::Value::Bool(true));
+        let file = args.file.file.display();
+        match mode {
+            plan::Mode::Destroy if !is_destroy => {
+                return Err(Error::Refused(format!(
+                    "{} is not a destroy plan: make one with `webscale plan --destroy -f {file} --out {0}`",
+                    path.display()
+                )));
+            }
+            plan::Mode::Apply if is_destroy => {
+                return Err(Error::Refused(format!(
+                    "{} is a destroy plan: carry it out with `webscale destroy -f {file} --plan {0}`",
+                    path.display()
+                )));
+            }
+            _ => {}
+        }
     }
-    let reviewed = match &args.plan {
-        Some(saved) => {
-            check_saved(saved, &plan)?;
+    let reviewed = match &saved {
+        Some((path, saved)) => {
+            check_saved(path, saved, &plan)?;
             true
         }
         None => false,
     };
+    let nothing_to_destroy = mode == plan::Mode::Destroy && !plan.has_changes();
+    // "No changes. Live AWS matches the spec" would be wrong words for a destroy that finds nothing.
+    if !nothing_to_destroy || ui.json {
+        ui.plan_event(&plan);
+    }
+    if !plan.has_changes() {
+        if mode == plan::Mode::Destroy {
+            // Nothing here. If the stack lives in another region (the plan warned), this is a mix-up, not success.
+            if plan.warnings.iter().any(|w| w.contains(" but exists in ")) {
+                return Err(Error::Refused(format!(
+                    "nothing to destroy in {}: stack {} lives in another region (see the warning above); nothing was changed",
+                    plan.region, stack.name
+                )));
+            }
+            ui.nothing_to_destroy(&plan);
+            return Ok(ExitCode::SUCCESS);
+        }
+        ui.report(&plan, &apply::Report::default(), verb);
+        return Ok(ExitCode::SUCCESS);
+    }
     if !args.auto_approve && !reviewed {
         if args.json {
             return Err(Error::Refused(format!(
@@ -199,7 +251,13 @@ async fn execute(settings: &Settings, args: &ApplyArgs, mode: plan::Mode, ui: Ui
                 "{verb} needs approval and there is no terminal to ask on: review the plan, then pass --auto-approve"
             )));
         }
-        let question = format!("\nDo you want to {verb} these changes to stack {}?", stack.name);
+        let question = match mode {
+            plan::Mode::Apply => format!("\nDo you want to apply these changes to stack {}?", stack.name),
+            plan::Mode::Destroy => format!(
+                "\nDo you really want to destroy stack {}? This deletes the {} resources listed above, in {}. There is no undo.",
+                stack.name, plan.summary.destroy, plan.region
+            ),
+        };
         if !ui.confirm(&question) {
             return Err(Error::Refused(format!("{verb} cancelled; nothing was changed")));
         }
@@ -222,19 +280,52 @@ async fn execute(settings: &Settings, args: &ApplyArgs, mode: plan::Mode, ui: Ui
     if report.failed() { Err(Error::Incomplete(verb)) } else { Ok(ExitCode::SUCCESS) }
 }
 
+/// An endpoint without a scheme (`127.0.0.1:4566`) makes the SDK fail with its internal request dump: say it in a
+/// sentence instead, for the flag and the environment variables alike.
+fn check_endpoint(settings: &Settings) -> Result<(), Error> {
+    let given = [
+        ("--endpoint-url", settings.endpoint_url.clone()),
+        ("AWS_ENDPOINT_URL", std::env::var("AWS_ENDPOINT_URL").ok()),
+    ];
+    for (name, url) in given {
+        let Some(url) = url.filter(|u| !u.is_empty()) else { continue };
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return Err(Error::Refused(format!(
+                "{name} {url:?} has no scheme: use http://{url} (a local emulator) or https://{url}"
+            )));
+        }
+        // The flag wins over the environment: only check what will be used.
+        if name == "--endpoint-url" {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// Reads a plan saved by `plan --out`.
+fn read_saved(path: &std::path::Path) -> Result<(&std::path::Path, serde_json::Value), Error> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Error::Refused(format!("cannot read the saved plan {}: {e}", path.display())))?;
+    let saved = serde_json::from_str(&text)
+        .map_err(|e| Error::Refused(format!("{} is not a plan saved by `webscale plan --out`: {e}", path.display())))?;
+    Ok((path, saved))
+}
+
 /// A saved plan may be applied only while it is still exactly what a fresh plan says: same stack, region, account
 /// and changes down to every attribute. Anything else means live AWS or the spec moved since the review.
-fn check_saved(path: &std::path::Path, fresh: &Plan) -> Result<(), Error> {
+fn check_saved(path: &std::path::Path, saved: &serde_json::Value, fresh: &Plan) -> Result<(), Error> {
     let stale = |why: String| {
         Error::Refused(format!(
             "the saved plan {} no longer matches: {why}. Nothing was changed; run `webscale plan --out` again and review it.",
             path.display()
         ))
     };
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Error::Refused(format!("cannot read the saved plan {}: {e}", path.display())))?;
-    let saved: serde_json::Value = serde_json::from_str(&text)
-        .map_err(|e| Error::Refused(format!("{} is not a plan saved by `webscale plan --out`: {e}", path.display())))?;
+    let saved_changes = saved["changes"]
+        .as_array()
+        .is_some_and(|cs| cs.iter().any(|c| c["action"] != "no_op" || c.get("pending").is_some()));
+    if saved_changes && !fresh.has_changes() {
+        return Err(stale("its changes were already applied".to_string()));
+    }
     let fresh = serde_json::to_value(fresh).unwrap_or_default();
     for key in ["format_version", "stack", "region", "account"] {
         if saved[key] != fresh[key] {

@@ -88,6 +88,15 @@ impl Ui {
         std::io::stdin().read_line(&mut answer).is_ok() && answer.trim() == "yes"
     }
 
+    /// A destroy that finds nothing the stack owns.
+    pub fn nothing_to_destroy(&self, plan: &Plan) {
+        if self.json {
+            self.report(plan, &Report::default(), "destroy");
+        } else {
+            self.out(&format!("\nNothing to destroy: stack {} owns nothing in {}.", plan.stack, plan.region));
+        }
+    }
+
     /// The closing lines of an apply or destroy; says what was done, what failed and why.
     pub fn report(&self, plan: &Plan, report: &Report, verb: &str) {
         let done = |address: &Address, phase: Phase| {
