@@ -709,3 +709,32 @@ async fn saved_plans_are_always_checked_and_destroys_can_be_saved_too() {
     assert!(destroyed.stdout.contains(&format!("{} destroyed", reference_resources())), "{destroyed}");
     assert_eq!(owned_counts(&stack.name).await, [0; 6]);
 }
+
+/// A subnet someone added by hand to the stack's VPC would keep the VPC from being deleted. The destroy finds it
+/// at plan time, names it, and stops before deleting anything (not after 15 minutes of DependencyViolation, with
+/// half the stack gone); once it is removed, the same command finishes.
+#[tokio::test(flavor = "multi_thread")]
+async fn destroy_stops_before_deleting_anything_when_the_vpc_holds_what_the_stack_does_not_own() {
+    let stack = TestStack::new("stranger");
+    stack.apply();
+    let ec2 = ec2().await;
+    let vpc = ec2.describe_vpcs().filters(crate::support::owned(&stack.name)).send().await.unwrap();
+    let vpc_id = vpc.vpcs()[0].vpc_id().unwrap().to_string();
+    let hand = ec2.create_subnet().vpc_id(&vpc_id).cidr_block("10.0.99.0/24").send().await.unwrap();
+    let hand_id = hand.subnet().unwrap().subnet_id().unwrap().to_string();
+
+    let plan = stack.run(&["plan", "--destroy"]).success();
+    assert!(plan.stdout.contains(&format!("# blocked by subnet {hand_id}, which the stack does not own")), "{plan}");
+    let started = std::time::Instant::now();
+    let refused = stack.run(&["destroy", "--auto-approve"]);
+    assert_eq!(refused.code, 1, "{refused}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(60), "refused at once, not after retrying");
+    assert!(refused.stderr.contains("destroy cannot complete"), "{refused}");
+    assert!(refused.stderr.contains(&format!("vpc.main ({vpc_id}) holds subnet {hand_id}")), "{refused}");
+    assert!(refused.stderr.contains("Nothing was changed"), "{refused}");
+    assert_eq!(owned_counts(&stack.name).await, [1, 4, 1, 2, 3, 2], "nothing was deleted");
+
+    ec2.delete_subnet().subnet_id(&hand_id).send().await.unwrap();
+    stack.destroy();
+    assert_eq!(owned_counts(&stack.name).await, [0; 6]);
+}

@@ -213,6 +213,7 @@ async fn execute(settings: &Settings, args: &ApplyArgs, mode: plan::Mode, ui: Ui
             _ => {}
         }
     }
+    refuse_if_blocked(&plan, verb)?;
     let reviewed = match &saved {
         Some((path, saved)) => {
             check_saved(path, saved, &plan)?;
@@ -300,6 +301,24 @@ fn check_endpoint(settings: &Settings) -> Result<(), Error> {
         }
     }
     Ok(())
+}
+
+/// A delete that cannot complete (something the stack does not own is inside) is refused before anything starts:
+/// waiting 15 minutes on `DependencyViolation` helps nobody, and a half-done destroy helps less.
+fn refuse_if_blocked(plan: &Plan, verb: &str) -> Result<(), Error> {
+    let blocked: Vec<String> = plan
+        .changes
+        .iter()
+        .filter(|c| !c.blocked_by.is_empty())
+        .map(|c| format!("\n  {} ({}) holds {}", c.address, c.id.as_deref().unwrap_or("?"), c.blocked_by.join(", ")))
+        .collect();
+    if blocked.is_empty() {
+        return Ok(());
+    }
+    Err(Error::Refused(format!(
+        "{verb} cannot complete: what it would delete holds resources the stack does not own:{}\nDelete those (or move them out), then run the same command again. Nothing was changed.",
+        blocked.concat()
+    )))
 }
 
 /// Reads a plan saved by `plan --out`.

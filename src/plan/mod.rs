@@ -105,6 +105,10 @@ pub struct Change {
     /// Resources this one waits for although no attribute refers to them.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub depends_on: Vec<Address>,
+    /// What the stack does not own that keeps this delete from completing (found at plan time): apply and destroy
+    /// refuse to start while any change has some.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub blocked_by: Vec<String>,
     /// Something the stack uses but does not own, found at plan time (never changed; not counted in the summary).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub lookup: bool,
@@ -220,6 +224,7 @@ pub async fn build_with(
     };
     let mut plan = diff_with(kinds, &stack.name, &stack.region, desired, live)?;
     plan.account = account;
+    blocked(kinds, &ctx, &mut plan).await.map_err(crate::Error::Read)?;
     if !elsewhere.is_empty() {
         let s = &plan.summary;
         let here = s.change + s.replace + s.destroy + s.unchanged > 0;
@@ -246,4 +251,22 @@ pub async fn build_with(
         }
     }
     Ok(plan)
+}
+
+/// Asks every resource the plan deletes what the stack does not own inside it (a subnet added by hand to its
+/// VPC). Only deletes ask, so a plan that deletes nothing makes no extra call.
+async fn blocked(kinds: Kinds<'_>, ctx: &crate::resources::ReadCtx<'_>, plan: &mut Plan) -> Result<(), crate::aws::CloudError> {
+    let owned: std::collections::HashSet<String> =
+        plan.changes.iter().filter_map(|c| c.live.as_ref()).map(|l| l.id.clone()).collect();
+    let owned = &owned;
+    let asks = plan.changes.iter().enumerate().filter_map(|(i, c)| {
+        let deleting = matches!(c.action, Action::Delete | Action::Replace(_));
+        let kind = crate::resources::find(kinds, c.address.kind())?;
+        let live = c.live.as_ref().filter(|_| deleting && kind.owns_id())?;
+        Some(async move { kind.strangers(ctx, live, owned).await.map(|s| (i, s)) })
+    });
+    for (i, strangers) in futures::future::try_join_all(asks).await? {
+        plan.changes[i].blocked_by = strangers;
+    }
+    Ok(())
 }

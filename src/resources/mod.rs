@@ -9,7 +9,7 @@
 //!   attributes into typed structs and never deal with addresses.
 
 mod context;
-mod ec2_enis;
+mod ec2_dependents;
 mod ec2_tags;
 mod schema;
 pub mod tags;
@@ -508,6 +508,18 @@ pub trait Kind: Send + Sync {
         _progress: &Progress,
     ) -> Result<(), CloudError> {
         Ok(())
+    }
+
+    /// Before a delete, at plan time: what the stack does not own that would keep it from completing (a subnet
+    /// added by hand to the stack's VPC), described for a person. `owned` holds the ids of everything the stack owns.
+    /// Asked only for resources being deleted; a destroy stops before deleting anything when any answer is not empty.
+    async fn strangers(
+        &self,
+        _ctx: &ReadCtx<'_>,
+        _live: &Live,
+        _owned: &std::collections::HashSet<String>,
+    ) -> Result<Vec<String>, CloudError> {
+        Ok(Vec::new())
     }
 
     /// After a delete gave up on a dependency: what still holds the resource, for the error message.

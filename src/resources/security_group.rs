@@ -112,8 +112,17 @@ impl Kind for SecurityGroup {
         super::gone_ok(result.call("DeleteSecurityGroup"))
     }
 
+    async fn strangers(
+        &self,
+        ctx: &ReadCtx<'_>,
+        live: &Live,
+        owned: &std::collections::HashSet<String>,
+    ) -> Result<Vec<String>, CloudError> {
+        super::ec2_dependents::strangers_in(ctx, &live.region, "group-id", &live.id, owned).await
+    }
+
     async fn blockers(&self, cloud: &Cloud, op: &Op<'_>) -> Option<String> {
-        super::ec2_enis::network_interfaces(cloud, op.region, "group-id", op.id.unwrap_or_default()).await
+        super::ec2_dependents::network_interfaces(cloud, op.region, "group-id", op.id.unwrap_or_default()).await
     }
 }
 

@@ -122,8 +122,17 @@ impl Kind for Vpc {
         super::gone_ok(result)
     }
 
+    async fn strangers(
+        &self,
+        ctx: &ReadCtx<'_>,
+        live: &Live,
+        owned: &std::collections::HashSet<String>,
+    ) -> Result<Vec<String>, CloudError> {
+        super::ec2_dependents::strangers_in_vpc(ctx, &live.region, &live.id, owned).await
+    }
+
     async fn blockers(&self, cloud: &Cloud, op: &Op<'_>) -> Option<String> {
-        super::ec2_enis::network_interfaces(cloud, op.region, "vpc-id", op.id.unwrap_or_default()).await
+        super::ec2_dependents::network_interfaces(cloud, op.region, "vpc-id", op.id.unwrap_or_default()).await
     }
 }
 

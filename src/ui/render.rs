@@ -91,6 +91,9 @@ fn change_text(c: &Change, paint: &Paint) -> String {
         head.push_str(&format!(" ({verb} {status} on AWS: apply waits for it first)"));
     }
     let mut out = head + "\n";
+    for b in &c.blocked_by {
+        out.push_str(&format!("        # blocked by {b}, which the stack does not own\n"));
+    }
     if !c.depends_on.is_empty() {
         let names: Vec<&str> = c.depends_on.iter().map(|a| a.as_str()).collect();
         out.push_str(&format!("        # waits for {} (depends_on)\n", names.join(", ")));
