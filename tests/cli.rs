@@ -42,3 +42,16 @@ fn an_endpoint_without_a_scheme_is_named_with_the_fix() {
     assert!(out.stderr.contains("--endpoint-url \"127.0.0.1:4566\" has no scheme: use http://127.0.0.1:4566"), "{out}");
     assert!(out.stderr.lines().count() <= 2, "one plain sentence:\n{out}");
 }
+
+/// `--help` of a command lists its own options apart from the global ones (region, profile, endpoint, colour,
+/// verbosity), as the AWS CLI and Terraform users expect.
+#[test]
+fn help_lists_global_options_apart_from_the_commands_own() {
+    let help = webscale(&["apply", "--help"]);
+    assert_eq!(help.code, 0, "{help}");
+    let (own, global) = help.stdout.split_once("Global options:").unwrap_or_else(|| panic!("{help}"));
+    assert!(own.contains("--auto-approve") && own.contains("--parallelism"), "{help}");
+    for flag in ["--region", "--profile", "--endpoint-url", "--no-color", "--verbose"] {
+        assert!(global.contains(flag) && !own.contains(flag), "{flag} is a global option:\n{help}");
+    }
+}
