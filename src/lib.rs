@@ -10,6 +10,7 @@ pub mod apply;
 pub mod aws;
 pub mod cli;
 pub mod graph;
+pub mod lock;
 pub mod plan;
 pub mod resources;
 pub mod spec;
@@ -31,6 +32,10 @@ pub enum Error {
     /// The user (or the lack of a terminal) said no.
     #[error("{0}")]
     Refused(String),
+    /// The stack lock is held by another apply/destroy (or was left behind by one that was killed); or taking or
+    /// breaking it failed. The message names the holder and how to break a stale lock.
+    #[error("{0}")]
+    Locked(String),
     /// Some operations failed; the report has already been printed.
     #[error("{0} did not complete")]
     Incomplete(&'static str),

@@ -9,6 +9,7 @@
 mod cli;
 mod emulator;
 mod engine;
+mod lock;
 mod lost_answer;
 mod mocked;
 mod ownership;

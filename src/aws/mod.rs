@@ -65,6 +65,8 @@ pub struct Clients {
     pub route53: aws_sdk_route53::Client,
     pub logs: aws_sdk_cloudwatchlogs::Client,
     pub sns: aws_sdk_sns::Client,
+    /// Parameter Store: the stack lock (`crate::lock`), in the stack's home region.
+    pub ssm: aws_sdk_ssm::Client,
 }
 
 impl Clients {
@@ -77,6 +79,7 @@ impl Clients {
             route53: aws_sdk_route53::Client::new(&config),
             logs: aws_sdk_cloudwatchlogs::Client::new(&config),
             sns: aws_sdk_sns::Client::new(&config),
+            ssm: aws_sdk_ssm::Client::new(&config),
         }
     }
 }

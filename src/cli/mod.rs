@@ -31,19 +31,19 @@ pub struct Cli {
 #[derive(Debug, Args)]
 pub struct Global {
     /// AWS region; overrides the stack file's [stack] region and AWS_REGION.
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = "Global options")]
     pub region: Option<String>,
     /// Named profile from ~/.aws/config (default: AWS_PROFILE, else "default").
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = "Global options")]
     pub profile: Option<String>,
     /// Send every AWS call to this endpoint (e.g. a local emulator); default: AWS_ENDPOINT_URL.
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = "Global options")]
     pub endpoint_url: Option<String>,
     /// No ANSI colours (also: NO_COLOR, or output that is not a terminal).
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = "Global options")]
     pub no_color: bool,
     /// More log detail on stderr (-v info, -vv debug); RUST_LOG takes precedence.
-    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, help_heading = "Global options")]
     pub verbose: u8,
 }
 
@@ -57,6 +57,8 @@ pub enum Command {
     Apply(ApplyArgs),
     /// Delete everything the stack owns (found by its tags), and nothing else.
     Destroy(ApplyArgs),
+    /// Show who holds the stack's lock and break it (a run that was killed leaves its lock behind).
+    Unlock(UnlockArgs),
 }
 
 #[derive(Debug, Args)]
@@ -103,12 +105,21 @@ pub struct ApplyArgs {
     pub plan: Option<PathBuf>,
 }
 
+#[derive(Debug, Args)]
+pub struct UnlockArgs {
+    #[command(flatten)]
+    pub file: FileArgs,
+    /// Break the lock even while its holder still runs on this host.
+    #[arg(long)]
+    pub force: bool,
+}
+
 impl Cli {
     pub fn ui(&self) -> Ui {
         let json = match &self.command {
             Command::Plan(a) => a.json,
             Command::Apply(a) | Command::Destroy(a) => a.json,
-            Command::Validate(_) => false,
+            Command::Validate(_) | Command::Unlock(_) => false,
         };
         Ui::new(json, self.global.no_color)
     }
@@ -159,6 +170,11 @@ pub async fn run(cli: Cli, ui: Ui) -> Result<ExitCode, Error> {
         }
         Command::Apply(args) => execute(&settings, &args, plan::Mode::Apply, ui).await,
         Command::Destroy(args) => execute(&settings, &args, plan::Mode::Destroy, ui).await,
+        Command::Unlock(args) => {
+            let (stack, cloud) = connect(&settings, &args.file.file).await?;
+            crate::lock::unlock(&cloud, &stack, args.force, &ui).await?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 
@@ -191,94 +207,148 @@ async fn execute(settings: &Settings, args: &ApplyArgs, mode: plan::Mode, ui: Ui
     // A saved plan is read and checked first, always: a missing or unreadable file is an error even when there
     // turns out to be nothing to do.
     let saved = args.plan.as_deref().map(read_saved).transpose()?;
-    let (stack, cloud) = connect(settings, &args.file.file).await?;
-    let plan: Plan = plan::build(&cloud, &stack, mode).await?;
-    ui.warnings(&plan);
-    if let Some((path, saved)) = &saved {
-        let is_destroy = saved.get("destroy") == Some(&serde_json::Value::Bool(true));
-        let file = args.file.file.display();
-        match mode {
-            plan::Mode::Destroy if !is_destroy => {
-                return Err(Error::Refused(format!(
-                    "{} is not a destroy plan: make one with `webscale plan --destroy -f {file} --out {0}`",
-                    path.display()
-                )));
-            }
-            plan::Mode::Apply if is_destroy => {
-                return Err(Error::Refused(format!(
-                    "{} is a destroy plan: carry it out with `webscale destroy -f {file} --plan {0}`",
-                    path.display()
-                )));
-            }
-            _ => {}
-        }
-    }
-    refuse_if_blocked(&plan, verb)?;
-    let reviewed = match &saved {
-        Some((path, saved)) => {
-            check_saved(path, saved, &plan)?;
-            true
-        }
-        None => false,
-    };
-    let nothing_to_destroy = mode == plan::Mode::Destroy && !plan.has_changes();
-    // "No changes. Live AWS matches the spec" would be wrong words for a destroy that finds nothing.
-    if !nothing_to_destroy || ui.json {
-        ui.plan_event(&plan);
-    }
-    if !plan.has_changes() {
-        if mode == plan::Mode::Destroy {
-            // Nothing here. If the stack lives in another region (the plan warned), this is a mix-up, not success.
-            if plan.warnings.iter().any(|w| w.contains(" but exists in ")) {
-                return Err(Error::Refused(format!(
-                    "nothing to destroy in {}: stack {} lives in another region (see the warning above); nothing was changed",
-                    plan.region, stack.name
-                )));
-            }
-            ui.nothing_to_destroy(&plan);
-            return Ok(ExitCode::SUCCESS);
-        }
-        ui.report(&plan, &apply::Report::default(), verb);
-        return Ok(ExitCode::SUCCESS);
-    }
-    if !args.auto_approve && !reviewed {
-        if args.json {
-            return Err(Error::Refused(format!(
-                "{verb} --json needs --auto-approve: a prompt cannot be answered inside a JSON stream"
-            )));
-        }
-        if !std::io::stdin().is_terminal() {
-            return Err(Error::Refused(format!(
-                "{verb} needs approval and there is no terminal to ask on: review the plan, then pass --auto-approve"
-            )));
-        }
-        let question = match mode {
-            plan::Mode::Apply => format!("\nDo you want to apply these changes to stack {}?", stack.name),
-            plan::Mode::Destroy => format!(
-                "\nDo you really want to destroy stack {}? This deletes the {} resources listed above, in {}. There is no undo.",
-                stack.name, plan.summary.destroy, plan.region
-            ),
-        };
-        if !ui.confirm(&question) {
-            return Err(Error::Refused(format!("{verb} cancelled; nothing was changed")));
-        }
-    }
+    let (stack, mut cloud) = connect(settings, &args.file.file).await?;
+    // Who we are, first: a wrong endpoint or missing credentials gets its one clear message before the lock's first
+    // call, and the plan reuses the answer.
+    cloud.account = cloud.whoami().await.map_err(|source| Error::Connect { endpoint: cloud.endpoint(), source })?;
     let options = apply::Options { parallelism: args.parallelism.into(), ..Default::default() };
-    // First Ctrl-C: start nothing new, let running calls finish, report. Second: stop at once. Either way the
-    // next run finds whatever was created (ownership tags are set in the create calls).
-    let stop = options.stop.clone();
-    tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            stop.store(true, std::sync::atomic::Ordering::SeqCst);
-            ui.err("Interrupted: finishing the operations already running, starting no new ones. Ctrl-C again to stop at once.");
-            if tokio::signal::ctrl_c().await.is_ok() {
+    let applying = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let held = std::sync::Arc::new(std::sync::OnceLock::<crate::lock::Lock>::new());
+    // Ctrl-C before any change (planning, at the prompt): give the lock back and stop. During the apply, the first
+    // Ctrl-C starts nothing new, lets running calls finish and reports (the lock is given back after the report);
+    // the second stops at once and leaves the lock, as calls already sent may still land. Either way the next run
+    // finds whatever was created (ownership tags are set in the create calls). Installed before the lock is taken:
+    // a Ctrl-C that killed the process outright then would leave the lock behind.
+    {
+        let (stop, applying, held) = (options.stop.clone(), applying.clone(), held.clone());
+        let unlock = format!("webscale unlock -f {}", args.file.file.display());
+        let mut first = Box::pin(tokio::signal::ctrl_c());
+        // Its first poll installs the handler (from then on Ctrl-C no longer kills the process); a Ctrl-C that came
+        // before it has already ended the process.
+        let early = futures::FutureExt::now_or_never(first.as_mut());
+        tokio::spawn(async move {
+            use std::sync::atomic::Ordering::SeqCst;
+            let interrupted = match early {
+                Some(r) => r,
+                None => first.await,
+            };
+            if interrupted.is_err() {
+                return;
+            }
+            // Set first: an apply that starts after this look starts no operation.
+            stop.store(true, SeqCst);
+            if !applying.load(SeqCst) {
+                let Some(lock) = held.get() else {
+                    // The lock is being taken: the command gives it back and stops as soon as it has it (below).
+                    if tokio::signal::ctrl_c().await.is_ok() {
+                        std::process::exit(130);
+                    }
+                    return;
+                };
+                lock.release(&ui).await;
+                ui.err(&format!("Interrupted: {verb} cancelled; nothing was changed."));
                 std::process::exit(130);
             }
+            ui.err("Interrupted: finishing the operations already running, starting no new ones. Ctrl-C again to stop at once.");
+            if tokio::signal::ctrl_c().await.is_ok() {
+                ui.err(&format!(
+                    "Stopped at once. The stack lock stays, as calls already sent may still land: break it with `{unlock}`, then run the same command again."
+                ));
+                std::process::exit(130);
+            }
+        });
+    }
+    // One apply or destroy of a stack at a time: two at once would both plan "create" and both create. The lock is
+    // taken before live state is read, so what is planned (and approved) is what runs, and it is given back however
+    // this ends, except by a hard kill (then the next run says the lock is stale and how to break it).
+    let lock = crate::lock::acquire(&cloud, &stack, verb, &args.file.file).await?;
+    let _ = held.set(lock.clone());
+    if options.stop.load(std::sync::atomic::Ordering::SeqCst) {
+        lock.release(&ui).await;
+        ui.err(&format!("Interrupted: {verb} cancelled; nothing was changed."));
+        std::process::exit(130);
+    }
+    let result: Result<ExitCode, Error> = async {
+        let plan: Plan = plan::build(&cloud, &stack, mode).await?;
+        ui.warnings(&plan);
+        if let Some((path, saved)) = &saved {
+            let is_destroy = saved.get("destroy") == Some(&serde_json::Value::Bool(true));
+            let file = args.file.file.display();
+            match mode {
+                plan::Mode::Destroy if !is_destroy => {
+                    return Err(Error::Refused(format!(
+                        "{} is not a destroy plan: make one with `webscale plan --destroy -f {file} --out {0}`",
+                        path.display()
+                    )));
+                }
+                plan::Mode::Apply if is_destroy => {
+                    return Err(Error::Refused(format!(
+                        "{} is a destroy plan: carry it out with `webscale destroy -f {file} --plan {0}`",
+                        path.display()
+                    )));
+                }
+                _ => {}
+            }
         }
-    });
-    let report = apply::apply(&cloud, &stack, &plan, &options, &ui).await?;
-    ui.report(&plan, &report, verb);
-    if report.failed() { Err(Error::Incomplete(verb)) } else { Ok(ExitCode::SUCCESS) }
+        refuse_if_blocked(&plan, verb)?;
+        let reviewed = match &saved {
+            Some((path, saved)) => {
+                check_saved(path, saved, &plan)?;
+                true
+            }
+            None => false,
+        };
+        let nothing_to_destroy = mode == plan::Mode::Destroy && !plan.has_changes();
+        // "No changes. Live AWS matches the spec" would be wrong words for a destroy that finds nothing.
+        if !nothing_to_destroy || ui.json {
+            ui.plan_event(&plan);
+        }
+        if !plan.has_changes() {
+            if mode == plan::Mode::Destroy {
+                // Nothing here. If the stack lives in another region (the plan warned), this is a mix-up, not success.
+                if plan.warnings.iter().any(|w| w.contains(" but exists in ")) {
+                    return Err(Error::Refused(format!(
+                        "nothing to destroy in {}: stack {} lives in another region (see the warning above); nothing was changed",
+                        plan.region, stack.name
+                    )));
+                }
+                ui.nothing_to_destroy(&plan);
+                return Ok(ExitCode::SUCCESS);
+            }
+            ui.report(&plan, &apply::Report::default(), verb);
+            return Ok(ExitCode::SUCCESS);
+        }
+        if !args.auto_approve && !reviewed {
+            if args.json {
+                return Err(Error::Refused(format!(
+                    "{verb} --json needs --auto-approve: a prompt cannot be answered inside a JSON stream"
+                )));
+            }
+            if !std::io::stdin().is_terminal() {
+                return Err(Error::Refused(format!(
+                    "{verb} needs approval and there is no terminal to ask on: review the plan, then pass --auto-approve"
+                )));
+            }
+            let question = match mode {
+                plan::Mode::Apply => format!("\nDo you want to apply these changes to stack {}?", stack.name),
+                plan::Mode::Destroy => format!(
+                    "\nDo you really want to destroy stack {}? This deletes the {} resources listed above, in {}. There is no undo.",
+                    stack.name, plan.summary.destroy, plan.region
+                ),
+            };
+            // Off the async workers: a Ctrl-C at the prompt is handled (and the lock given back) at once.
+            if !tokio::task::spawn_blocking(move || ui.confirm(&question)).await.unwrap_or(false) {
+                return Err(Error::Refused(format!("{verb} cancelled; nothing was changed")));
+            }
+        }
+        applying.store(true, std::sync::atomic::Ordering::SeqCst);
+        let report = apply::apply(&cloud, &stack, &plan, &options, &ui).await?;
+        ui.report(&plan, &report, verb);
+        if report.failed() { Err(Error::Incomplete(verb)) } else { Ok(ExitCode::SUCCESS) }
+    }
+    .await;
+    lock.release(&ui).await;
+    result
 }
 
 /// An endpoint without a scheme (`127.0.0.1:4566`) makes the SDK fail with its internal request dump: say it in a
