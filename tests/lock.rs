@@ -10,13 +10,7 @@ use crate::support::{REGION, Run, TestStack, ec2, endpoint, owned};
 
 /// An SSM client of our own, built like `support::ec2`.
 async fn ssm() -> aws_sdk_ssm::Client {
-    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(endpoint())
-        .region(aws_config::Region::new(REGION))
-        .credentials_provider(aws_sdk_ssm::config::Credentials::new("test", "test", None, None, "tests"))
-        .load()
-        .await;
-    aws_sdk_ssm::Client::new(&config)
+    aws_sdk_ssm::Client::new(&crate::support::sdk_config().await)
 }
 
 /// The lock parameter's value, if the stack is locked.

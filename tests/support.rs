@@ -189,15 +189,19 @@ pub fn webscale(args: &[&str]) -> Run {
     }
 }
 
-/// An EC2 client of our own, to check what webscale did without trusting webscale's reads.
-pub async fn ec2() -> aws_sdk_ec2::Client {
-    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+/// The SDK config of our own clients: the emulator, dummy credentials, the test region.
+pub async fn sdk_config() -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
         .endpoint_url(endpoint())
         .region(aws_config::Region::new(REGION))
         .credentials_provider(aws_sdk_ec2::config::Credentials::new("test", "test", None, None, "tests"))
         .load()
-        .await;
-    aws_sdk_ec2::Client::new(&config)
+        .await
+}
+
+/// An EC2 client of our own, to check what webscale did without trusting webscale's reads.
+pub async fn ec2() -> aws_sdk_ec2::Client {
+    aws_sdk_ec2::Client::new(&sdk_config().await)
 }
 
 /// The `tag:webscale:stack` filter.
