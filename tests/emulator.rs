@@ -389,7 +389,7 @@ async fn spec_changes_update_in_place_or_replace_with_the_reason() {
 async fn a_failed_apply_skips_dependents_keeps_going_elsewhere_and_a_rerun_finishes() {
     let mut stack = TestStack::new("failure");
     // us-east-1z does not exist: that zone's subnets fail, everything that needs them is skipped.
-    stack.edit("availability_zone = \"us-east-1b\"", "availability_zone = \"us-east-1z\"");
+    stack.edit("availability_zone = \"b\"", "availability_zone = \"us-east-1z\"");
     let failed = stack.run(&["apply", "--auto-approve"]);
     assert_eq!(failed.code, 1, "a failed apply exits 1:\n{failed}");
     assert!(failed.stderr.contains("Apply failed"), "{failed}");
@@ -400,7 +400,7 @@ async fn a_failed_apply_skips_dependents_keeps_going_elsewhere_and_a_rerun_finis
     assert!(failed.stdout.contains("security_group_rules.db: Created"), "{failed}");
     assert!(failed.stdout.contains("subnet.public_a: Created"), "{failed}");
 
-    stack.edit("availability_zone = \"us-east-1z\"", "availability_zone = \"us-east-1b\"");
+    stack.edit("availability_zone = \"us-east-1z\"", "availability_zone = \"b\"");
     let plan = stack.plan();
     assert_eq!(plan["summary"]["add"], 6, "only what failed or was skipped is left: {}", plan["summary"]);
     assert_eq!(plan["summary"]["unchanged"], 10);
@@ -649,7 +649,7 @@ async fn the_json_stream_always_ends_with_a_result_line_and_never_prompts() {
     assert!(refused.stderr.contains("needs --auto-approve"), "{refused}");
     assert_eq!(owned_counts(&stack.name).await, [0; 6], "nothing changed without approval");
 
-    stack.edit("availability_zone = \"us-east-1b\"", "availability_zone = \"us-east-1z\"");
+    stack.edit("availability_zone = \"b\"", "availability_zone = \"us-east-1z\"");
     let failed = stack.run(&["apply", "--json", "--auto-approve"]);
     assert_eq!(failed.code, 1, "{failed}");
     let events = lines(&failed);

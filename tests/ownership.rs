@@ -74,12 +74,10 @@ async fn tags_left_to_other_tools_are_neither_diffed_nor_removed() {
 
 #[test]
 fn a_plan_in_the_wrong_region_warns_that_the_stack_lives_elsewhere() {
-    let mut stack = TestStack::new("region");
-    let text = std::fs::read_to_string(&stack.spec)
-        .unwrap()
-        .replace("availability_zone = \"us-east-1a\"", "availability_zone = \"a\"")
-        .replace("availability_zone = \"us-east-1b\"", "availability_zone = \"b\"");
-    stack.write(&text);
+    let stack = TestStack::new("region");
+    // The reference template names its zones by letter: the same file plans in any region.
+    let text = std::fs::read_to_string(&stack.spec).unwrap();
+    assert!(text.contains("availability_zone = \"a\""), "the template is portable");
     stack.apply();
     let elsewhere = stack.run(&["plan", "--region", "us-west-2"]).success();
     let n = crate::support::reference_resources();
