@@ -16,8 +16,9 @@
 //! and the checks several tiers use (CIDRs, names, tier claims, protocols and ports). Types more than one tier
 //! uses ([`Tier`], [`Protocol`], [`PortRange`]) live here.
 //!
-//! Adding a tier (a load balancer, a database, ...) is one new file here with its `check`, plus one field in
-//! [`Stack`], and in `validate.rs` one field in `RawSpec` and one call in `check`.
+//! Adding a tier (a load balancer, a database, ...) is one new file here with its `check` and its `shape` (which
+//! of its keys hold tables, so every unknown key is reported at once), plus one field in [`Stack`], and in
+//! `validate.rs` one field in `RawSpec`, one line in `spec_shape` and one call in `check`.
 
 mod network;
 mod network_acls;

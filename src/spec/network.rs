@@ -8,7 +8,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::Tier;
-use super::validate::{Checker, in_file_order, key_segment};
+use super::validate::{Checker, Shape, in_file_order, key_segment};
 
 #[derive(Debug, Clone)]
 pub struct Network {
@@ -84,6 +84,15 @@ struct RawRouteTable {
 struct RawRoute {
     destination: Spanned<String>,
     target: Spanned<String>,
+}
+
+/// `[network]`'s keys and the tables under it, for finding every unknown key at once.
+pub(super) fn shape() -> Shape {
+    let route_table = Shape::table::<RawRouteTable>(vec![("routes", Shape::each(Shape::table::<RawRoute>(vec![])))]);
+    Shape::table::<RawNetwork>(vec![
+        ("zones", Shape::named(Shape::table::<RawZone>(vec![]))),
+        ("route_tables", Shape::named(route_table)),
+    ])
 }
 
 /// `region` is `None` when `[stack]` has no usable region (already reported); zones are then taken as written.

@@ -7,7 +7,7 @@ use ipnet::Ipv4Net;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::validate::{Checker, in_file_order, key_segment};
+use super::validate::{Checker, Shape, in_file_order, key_segment};
 use super::{PortRange, Protocol, Tier};
 
 #[derive(Debug, Clone)]
@@ -45,6 +45,12 @@ struct RawNaclRule {
     ports: Option<Spanned<toml::Value>>,
     cidr: Spanned<String>,
     action: Spanned<String>,
+}
+
+/// One `[network_acls.NAME]`'s keys and its rules', for finding every unknown key at once.
+pub(super) fn shape() -> Shape {
+    let rules = || Shape::each(Shape::table::<RawNaclRule>(vec![]));
+    Shape::table::<RawNetworkAcl>(vec![("ingress", rules()), ("egress", rules())])
 }
 
 /// Every ACL, sorted by name. Each tier may be claimed by one ACL (a route table claiming it too is fine).

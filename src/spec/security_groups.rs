@@ -7,7 +7,7 @@ use ipnet::Ipv4Net;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::validate::{Checker, in_file_order, key_segment};
+use super::validate::{Checker, Shape, in_file_order, key_segment};
 use super::{PortRange, Protocol};
 
 #[derive(Debug, Clone)]
@@ -51,6 +51,12 @@ struct RawSgRule {
     ports: Option<Spanned<toml::Value>>,
     cidr: Option<Spanned<String>>,
     security_group: Option<Spanned<String>>,
+}
+
+/// One `[security_groups.NAME]`'s keys and its rules', for finding every unknown key at once.
+pub(super) fn shape() -> Shape {
+    let rules = || Shape::each(Shape::table::<RawSgRule>(vec![]));
+    Shape::table::<RawSecurityGroup>(vec![("ingress", rules()), ("egress", rules())])
 }
 
 /// Every group, sorted by name. `stack` is the stack's name, for default descriptions.

@@ -7,7 +7,7 @@ use std::ops::Range;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::validate::{Checker, key_segment};
+use super::validate::{Checker, Shape, key_segment};
 
 /// Where the stack's region comes from when the file is not the last word.
 #[derive(Debug, Clone, Default)]
@@ -29,6 +29,11 @@ pub(super) struct RawStack {
     /// Tag keys other tools manage (`"CreatedBy"`, or a prefix `"cost:*"`): never diffed, never removed.
     #[serde(default)]
     ignore_tags: Vec<Spanned<String>>,
+}
+
+/// `[stack]`'s keys, for finding every unknown key at once; `tags` is a table of the user's own keys.
+pub(super) fn shape() -> Shape {
+    Shape::table::<RawStack>(vec![])
 }
 
 /// `[stack]` checked: the parts of [`super::Stack`] this table sets.

@@ -232,6 +232,167 @@ fn unknown_key_in_a_rule_names_the_rule_by_index() {
 }
 
 #[test]
+fn every_unknown_key_is_reported_at_once_next_to_the_other_problems() {
+    // Two typos of optional keys in two tables, and a subnet overlapping another: all three, top down.
+    let text = edit("region = \"us-east-1\"\n", "region = \"us-east-1\"\ntag = { team = \"web\" }\n")
+        .replace("cidr = \"10.0.0.0/16\"\n", "cidr = \"10.0.0.0/16\"\ninternet_gatway = false\n")
+        .replace("\"10.0.1.0/24\"", "\"10.0.0.0/23\"");
+    let diags = problems(&text);
+    let got: Vec<_> = diags.iter().map(|d| (d.line, d.column, d.field.as_str())).collect();
+    assert_eq!(
+        got,
+        [(4, 1, "stack.tag"), (8, 1, "network.internet_gatway"), (17, 17, "network.zones.b.public_subnet")],
+        "\n{}",
+        render(&diags)
+    );
+    check(&diags[0], "stack.tag", 4, 1, &["unknown field `tag`", "`name`", "`region`", "`tags`", "`ignore_tags`"]);
+    check(
+        &diags[1],
+        "network.internet_gatway",
+        8,
+        1,
+        &["unknown field `internet_gatway`", "`cidr`", "`internet_gateway`", "`dns_hostnames`", "`route_tables`"],
+    );
+    check(&diags[2], "network.zones.b.public_subnet", 17, 17, &["overlaps network.zones.a.public_subnet"]);
+}
+
+#[test]
+fn unknown_key_in_a_rule_entry_names_its_field_path_and_not_the_key_it_hides() {
+    // `prots` is `ports` misspelt: one problem, not also "a tcp rule needs ports".
+    let d = one(&with(concat!(
+        "[security_groups.web]\n",
+        "ingress = [{ protocol = \"tcp\", prots = 80, cidr = \"0.0.0.0/0\" }]\n",
+    )));
+    check(
+        &d,
+        "security_groups.web.ingress[0].prots",
+        18,
+        32,
+        &["unknown field `prots`", "`protocol`", "`ports`", "`cidr`", "`security_group`"],
+    );
+}
+
+#[test]
+fn a_key_is_taken_as_misspelt_only_when_the_unknown_key_looks_like_it() {
+    // `regoin` is `region` misspelt: no "no region" problem on top of it.
+    let d = one(&edit("region = ", "regoin = "));
+    check(&d, "stack.regoin", 3, 1, &["unknown field `regoin`", "`region`"]);
+    // `note` is not: the stack still has no region, and says so.
+    let diags = problems(&edit("region = \"us-east-1\"\n", "note = 1\n"));
+    let got: Vec<_> = diags.iter().map(|d| (d.line, d.column, d.field.as_str())).collect();
+    assert_eq!(got, [(1, 1, "stack.region"), (3, 1, "stack.note")], "\n{}", render(&diags));
+    // A required key misspelt so it holds the real one (`cidr_blok`) is one problem, not also "missing `cidr`".
+    let d = one(&edit("cidr = ", "cidr_blok = "));
+    check(&d, "network.cidr_blok", 6, 1, &["unknown field `cidr_blok`", "`cidr`"]);
+}
+
+#[test]
+fn misspelt_top_level_table_lists_the_tables() {
+    // The whole of [network] misspelt: one problem, not also "missing field `network`".
+    let d = one(&BASE.replace("[network", "[netwrk"));
+    check(
+        &d,
+        "netwrk",
+        5,
+        2,
+        &["unknown field `netwrk`", "`stack`", "`network`", "`security_groups`", "`network_acls`"],
+    );
+
+    // Only the header misspelt: its keys are then missing from [network], which its sub-tables still make.
+    let diags = problems(&edit("[network]\n", "[netwrk]\n"));
+    let got: Vec<_> = diags.iter().map(|d| (d.line, d.column, d.field.as_str())).collect();
+    assert_eq!(got, [(5, 2, "netwrk"), (8, 2, "network.cidr")], "\n{}", render(&diags));
+}
+
+#[test]
+fn unknown_keys_are_found_in_every_kind_of_table() {
+    let text = r#"[stack]
+name = "shop"
+region = "us-east-1"
+x1 = 1
+tags = { "x" = "tags take any key" }
+
+[network]
+cidr = "10.0.0.0/16"
+x2 = 1
+
+[network.zones.a]
+availability_zone = "us-east-1a"
+public_subnet = "10.0.0.0/24"
+private_subnet = "10.0.10.0/24"
+x3 = 1
+
+[network.zones.b]
+availability_zone = "us-east-1b"
+public_subnet = "10.0.1.0/24"
+private_subnet = "10.0.11.0/24"
+
+[network.route_tables.public]
+tier = "public"
+x4 = 1
+routes = [{ destination = "0.0.0.0/0", target = "internet_gateway", x5 = 1 }]
+
+[security_groups.web]
+x6 = 1
+ingress = [{ protocol = "tcp", ports = 80, cidr = "0.0.0.0/0", x7 = 1 }]
+egress = [{ protocol = "all", cidr = "10.0.0.0/8" }, { protocol = "all", cidr = "0.0.0.0/0", x8 = 1 }]
+
+[network_acls.public]
+tier = "public"
+x9 = 1
+egress = [{ rule = 100, protocol = "all", cidr = "0.0.0.0/0", action = "allow", x10 = 1 }]
+"#;
+    let diags = problems(text);
+    let got: Vec<_> = diags.iter().map(|d| (d.line, d.field.as_str())).collect();
+    assert_eq!(
+        got,
+        [
+            (4, "stack.x1"),
+            (9, "network.x2"),
+            (15, "network.zones.a.x3"),
+            (24, "network.route_tables.public.x4"),
+            (25, "network.route_tables.public.routes[0].x5"),
+            (28, "security_groups.web.x6"),
+            (29, "security_groups.web.ingress[0].x7"),
+            (30, "security_groups.web.egress[1].x8"),
+            (34, "network_acls.public.x9"),
+            (35, "network_acls.public.egress[0].x10"),
+        ],
+        "\n{}",
+        render(&diags)
+    );
+    assert!(diags.iter().all(|d| d.message.starts_with("unknown field `x")), "\n{}", render(&diags));
+    let without: String = text.lines().filter(|l| !l.starts_with("x")).map(|l| format!("{l}\n")).collect();
+    let without =
+        without.replace(", x5 = 1", "").replace(", x7 = 1", "").replace(", x8 = 1", "").replace(", x10 = 1", "");
+    ok(&without);
+}
+
+/// Every table the unknown-key pass knows under a key must be a key serde takes there, or the pass would skip it.
+#[test]
+fn unknown_key_shapes_name_only_keys_serde_takes() {
+    use super::validate::{Shape, spec_shape};
+    fn walk(shape: &Shape, at: &str, tables: &mut usize) {
+        match shape {
+            Shape::Table { keys, nested } => {
+                *tables += 1;
+                assert!(!keys.is_empty(), "{at}: no keys");
+                for (key, inner) in nested {
+                    assert!(keys.contains(key), "{at}: `{key}` is not one of {keys:?}");
+                    walk(inner, &format!("{at}.{key}"), tables);
+                }
+            }
+            Shape::Named(inner) => walk(inner, &format!("{at}.NAME"), tables),
+            Shape::Each(inner) => walk(inner, &format!("{at}[]"), tables),
+        }
+    }
+    let mut tables = 0;
+    walk(&spec_shape(), "(top level)", &mut tables);
+    // The file, [stack], [network], zone, route table, route, group, its rules (ingress, egress), ACL, its rules.
+    assert_eq!(tables, 12);
+}
+
+#[test]
 fn wrong_type_says_what_was_found_and_what_is_expected() {
     let d = one(&edit("cidr = \"10.0.0.0/16\"", "cidr = 10"));
     check(&d, "network.cidr", 6, 8, &["integer `10`", "expected a string"]);

@@ -1,18 +1,21 @@
-//! Text -> checked [`Stack`], minus the tier-specific checks. [`parse`] deserializes the file into [`RawSpec`]
-//! and hands each top-level table to its tier module; this file holds what every tier shares: the diagnostics
-//! collector ([`Checker`]), serde errors turned into field paths, line/column, and checks more than one tier needs
-//! (CIDR blocks, logical names, tier claims, protocols and ports).
+//! Text -> checked [`Stack`], minus the tier-specific checks. [`parse`] reports every unknown key, deserializes
+//! the rest of the file into [`RawSpec`] and hands each top-level table to its tier module; this file holds what
+//! every tier shares: the diagnostics collector ([`Checker`]), the unknown-key pass ([`Shape`]), serde errors
+//! turned into field paths, line/column, and checks more than one tier needs (CIDR blocks, logical names, tier
+//! claims, protocols and ports).
 //!
 //! Every check records a [`Diagnostic`] and carries on, so one run of `webscale validate` lists every problem in
 //! the file rather than the first.
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
 use std::ops::Range;
 use std::path::Path;
 
 use ipnet::Ipv4Net;
 use serde::Deserialize;
+use serde::de::{self, DeserializeOwned};
 use serde_path_to_error::Segment;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
@@ -24,7 +27,8 @@ use super::stack::{self, RawStack, RegionChoice};
 use super::{Diagnostic, PortRange, Protocol, SpecError, Stack, Tier};
 
 /// The file's top-level tables, one per tier. Strict about unknown keys, so a typo is an error, not a silently
-/// ignored setting.
+/// ignored setting. [`unknown_keys`] reports (and removes) every unknown key it can find before this type sees the
+/// file, so the strictness here is only the backstop for a table no [`Shape`] describes.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawSpec {
@@ -37,41 +41,228 @@ struct RawSpec {
     network_acls: BTreeMap<Spanned<String>, Spanned<RawNetworkAcl>>,
 }
 
+/// The shape of the whole file: [`RawSpec`] and each tier's tables under it.
+pub(super) fn spec_shape() -> Shape {
+    Shape::table::<RawSpec>(vec![
+        ("stack", stack::shape()),
+        ("network", network::shape()),
+        ("security_groups", Shape::named(security_groups::shape())),
+        ("network_acls", Shape::named(network_acls::shape())),
+    ])
+}
+
 /// Parses and checks the text of a stack file; `path` is only used to name the file in diagnostics.
+///
+/// Three passes, each reporting what it finds: unknown keys (all of them, see [`unknown_keys`]), then the shape
+/// serde checks (types, required fields: the first problem only, as serde stops there), then the tiers' checks.
+/// The checks need every required key: when one is missing (misspelt, say), they do not run, and the report is
+/// the unknown keys and serde's first problem (unless that is the misspelt key, see [`unknown_keys`]).
 pub fn parse(path: &Path, text: &str, region: &RegionChoice) -> Result<Stack, SpecError> {
     let mut cx = Checker { file: path, text, diags: Vec::new() };
-    let raw = match toml::Deserializer::parse(text) {
+    let mut root = match DeTable::parse(text) {
         Err(e) => {
             cx.err(e.span().unwrap_or(0..0), "(syntax)", e.message().trim());
             return Err(SpecError::Invalid(cx.diags));
         }
-        Ok(de) => match serde_path_to_error::deserialize::<_, RawSpec>(de) {
-            Ok(raw) => raw,
-            Err(e) => {
-                let inner = e.inner();
-                let span = inner.span().unwrap_or(0..0);
-                let message = inner.message().trim();
-                let field = serde_field(text, e.path(), span.start, message);
-                // serde says only "missing field `x`": say what to do about it too.
-                let message = match missing_field(message) {
-                    Some(name) => format!("missing required field `{name}`; add it to this table"),
-                    None => message.to_string(),
-                };
-                cx.err(span, field, message);
-                return Err(SpecError::Invalid(cx.diags));
-            }
-        },
+        Ok(root) => Spanned::new(root.span(), DeValue::Table(root.into_inner())),
     };
-    let stack = check(&mut cx, raw, region);
-    if cx.diags.is_empty() {
-        Ok(stack)
-    } else {
-        // Checks run tier by tier (network before security groups, whatever the file's order), but a reader goes
-        // top to bottom.
-        // The sort is stable, so two problems at one spot keep the order they were found in.
-        cx.diags.sort_by_key(|d| (d.line, d.column));
-        Err(SpecError::Invalid(cx.diags))
+    let mut misspelt = BTreeSet::new();
+    unknown_keys(&mut cx, &mut root, &spec_shape(), "", &mut misspelt);
+    let span = root.span();
+    let DeValue::Table(root) = root.into_inner() else { unreachable!("a document is a table") };
+    let raw = match serde_path_to_error::deserialize::<_, RawSpec>(toml::Deserializer::from(Spanned::new(span, root))) {
+        Ok(raw) => Some(raw),
+        Err(e) => {
+            let inner = e.inner();
+            let span = inner.span().unwrap_or(0..0);
+            let message = inner.message().trim();
+            let field = serde_field(text, e.path(), span.start, message);
+            // serde says only "missing field `x`": say what to do about it too.
+            let message = match missing_field(message) {
+                Some(name) => format!("missing required field `{name}`; add it to this table"),
+                None => message.to_string(),
+            };
+            cx.err(span, field, message);
+            None
+        }
+    };
+    let stack = raw.map(|raw| check(&mut cx, raw, region));
+    // "missing field `public_subnet`" next to "unknown field `public_subnets`" says the same thing twice.
+    cx.diags.retain(|d| !misspelt.contains(&d.field));
+    match stack {
+        Some(stack) if cx.diags.is_empty() => Ok(stack),
+        _ => {
+            // Checks run tier by tier (network before security groups, whatever the file's order), after the
+            // unknown keys of every tier, but a reader goes top to bottom.
+            // The sort is stable, so two problems at one spot keep the order they were found in.
+            cx.diags.sort_by_key(|d| (d.line, d.column));
+            Err(SpecError::Invalid(cx.diags))
+        }
     }
+}
+
+/// Which keys a value of the file may hold, and what lies under them: enough to find every unknown key in one
+/// pass over the document, before serde (which stops at the first) reads it.
+///
+/// A table's keys come from its serde type itself ([`keys_of`]), so they cannot drift from what serde accepts;
+/// only which keys hold further tables is written out, by each tier's `shape`. A table missing from a shape is
+/// still checked, by the strict serde pass, just one unknown key at a time.
+#[derive(Debug)]
+pub(super) enum Shape {
+    /// A table with a fixed set of keys (a serde struct), and the shape under each key that holds more tables.
+    /// The other keys hold plain values: strings, numbers, lists of strings, or tables whose keys the user picks
+    /// and whose values are plain (`tags`); nothing under them is checked here.
+    Table { keys: &'static [&'static str], nested: Vec<(&'static str, Shape)> },
+    /// A table of entries the user names (zones, groups), each of one shape.
+    Named(Box<Shape>),
+    /// An array (of rules), each element of one shape.
+    Each(Box<Shape>),
+}
+
+impl Shape {
+    /// The serde struct `T`, with the shapes of its keys that hold tables (any other key holds a plain value).
+    pub(super) fn table<T: DeserializeOwned>(nested: Vec<(&'static str, Shape)>) -> Shape {
+        Shape::Table { keys: keys_of::<T>(), nested }
+    }
+
+    pub(super) fn named(entry: Shape) -> Shape {
+        Shape::Named(Box::new(entry))
+    }
+
+    pub(super) fn each(item: Shape) -> Shape {
+        Shape::Each(Box::new(item))
+    }
+}
+
+/// The keys serde accepts in the struct `T`: the list a derived `Deserialize` hands to `deserialize_struct`,
+/// the same one its own "unknown field" error quotes. Asked of a deserializer that records it and stops.
+///
+/// Panics if `T` is not a plain derived struct (a map, a `Spanned` wrapper, a struct with `#[serde(flatten)]`).
+fn keys_of<T: DeserializeOwned>() -> &'static [&'static str] {
+    #[derive(Debug)]
+    struct Stop(Option<&'static [&'static str]>);
+
+    impl fmt::Display for Stop {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("not a struct")
+        }
+    }
+
+    impl std::error::Error for Stop {}
+
+    impl de::Error for Stop {
+        fn custom<M: fmt::Display>(_: M) -> Self {
+            Stop(None)
+        }
+    }
+
+    struct Probe;
+
+    impl<'de> de::Deserializer<'de> for Probe {
+        type Error = Stop;
+
+        fn deserialize_any<V: de::Visitor<'de>>(self, _: V) -> Result<V::Value, Stop> {
+            Err(Stop(None))
+        }
+
+        fn deserialize_struct<V: de::Visitor<'de>>(
+            self,
+            name: &'static str,
+            fields: &'static [&'static str],
+            _: V,
+        ) -> Result<V::Value, Stop> {
+            // `Spanned<T>` is a struct to serde too, with its own private fields.
+            Err(Stop(Some(fields).filter(|_| !name.starts_with("$__serde_spanned"))))
+        }
+
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf option unit
+            unit_struct newtype_struct seq tuple tuple_struct map enum identifier ignored_any
+        }
+    }
+
+    match T::deserialize(Probe) {
+        Err(Stop(Some(fields))) => fields,
+        _ => panic!("{} is not a struct serde reads key by key", std::any::type_name::<T>()),
+    }
+}
+
+/// Reports every key under `value` that its shape does not have, each at the key, with its field path and the
+/// keys its table does take (in serde's own words, as the strict pass would say it); and removes them, so the
+/// serde pass that follows gets past them and the checks after it still run. A value of the wrong type is left
+/// for serde to report.
+///
+/// A key the table lacks that an unknown key looks like ([`looks_like`]) goes into `misspelt`, by field path: a
+/// later complaint that it is missing (serde's "missing field", or a check's "a tcp rule needs ports") would only
+/// repeat the problem, and is dropped. A key unlike every unknown one is still reported missing.
+fn unknown_keys(
+    cx: &mut Checker,
+    value: &mut Spanned<DeValue>,
+    shape: &Shape,
+    field: &str,
+    misspelt: &mut BTreeSet<String>,
+) {
+    let path = |key: &str| {
+        let mut path = field.to_string();
+        push_key(&mut path, key);
+        path
+    };
+    match (shape, value.get_mut()) {
+        (Shape::Table { keys, nested }, DeValue::Table(table)) => {
+            let mut unknown = Vec::new();
+            for (key, value) in table.iter_mut() {
+                let name: &str = key.get_ref();
+                if !keys.contains(&name) {
+                    let message = <toml::de::Error as de::Error>::unknown_field(name, keys);
+                    cx.err(key.span(), path(name), message.message().trim());
+                    unknown.push(name.to_string());
+                } else if let Some((_, shape)) = nested.iter().find(|(k, _)| *k == name) {
+                    unknown_keys(cx, value, shape, &path(name), misspelt);
+                }
+            }
+            for name in &unknown {
+                table.remove(name.as_str());
+            }
+            let absent = keys.iter().filter(|k| table.get(**k).is_none());
+            misspelt.extend(absent.filter(|k| unknown.iter().any(|u| looks_like(u, k))).map(|k| path(k)));
+        }
+        (Shape::Named(shape), DeValue::Table(table)) => {
+            for (key, value) in table.iter_mut() {
+                unknown_keys(cx, value, shape, &path(key.get_ref()), misspelt);
+            }
+        }
+        (Shape::Each(shape), DeValue::Array(items)) => {
+            for (i, item) in items.iter_mut().enumerate() {
+                unknown_keys(cx, item, shape, &format!("{field}[{i}]"), misspelt);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Whether the unknown key `unknown` could be `known` misspelt: it holds it (`public_subnets`, `cidr_block`), or
+/// it is at most two typos from it (`prots`, `regoin`, `netwrk`).
+fn looks_like(unknown: &str, known: &str) -> bool {
+    unknown.contains(known) || typos(unknown, known) <= 2
+}
+
+/// The fewest typos (a character added, dropped or changed, or two neighbours swapped) that turn `a` into `b`: the
+/// optimal string alignment distance.
+fn typos(a: &str, b: &str) -> usize {
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    // d[i][j]: typos between the first i characters of a and the first j of b.
+    let mut d: Vec<Vec<usize>> = (0..=a.len()).map(|i| (0..=b.len()).map(|j| i.max(j)).collect()).collect();
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let change = usize::from(a[i - 1] != b[j - 1]);
+            let mut best = (d[i - 1][j] + 1).min(d[i][j - 1] + 1).min(d[i - 1][j - 1] + change);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                best = best.min(d[i - 2][j - 2] + 1);
+            }
+            d[i][j] = best;
+        }
+    }
+    d[a.len()][b.len()]
 }
 
 /// Checks each tier's table. `[stack]` goes first because later tiers use its region and name; the order of the
