@@ -178,10 +178,15 @@ fn availability_zone(cx: &mut Checker, value: &Spanned<String>, field: &str, reg
     // A regular zone is the region name plus one letter (us-east-1a ... us-east-1f).
     let is_zone = az.strip_prefix(region).is_some_and(|s| s.len() == 1 && s.chars().all(|c| c.is_ascii_lowercase()));
     if !is_zone {
+        // Suggest the same zone letter in this region ("us-east-1b" under --region us-west-2 -> "us-west-2b"),
+        // and the letter alone, which keeps the file portable.
+        let letter = written.chars().last().filter(|c| c.is_ascii_lowercase()).unwrap_or('a');
         cx.err(
             value.span(),
             field,
-            format!("{written:?} is not an availability zone of region {region}: write \"{region}a\" or just \"a\""),
+            format!(
+                "{written:?} is not an availability zone of region {region}: write \"{region}{letter}\" or just \"{letter}\" (that zone of the stack's region)"
+            ),
         );
         return None;
     }
