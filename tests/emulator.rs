@@ -738,3 +738,56 @@ async fn destroy_stops_before_deleting_anything_when_the_vpc_holds_what_the_stac
     stack.destroy();
     assert_eq!(owned_counts(&stack.name).await, [0; 6]);
 }
+
+/// One JSON vocabulary (format 2): every line of the `apply --json` stream parses and carries `format_version` 2;
+/// durations are whole milliseconds; the result line speaks the plan's words (`add`, ...) next to format 1's
+/// (`added`, ...) with the same numbers, and names each operation's step as the events do (`operation` == `phase`).
+#[tokio::test(flavor = "multi_thread")]
+async fn json_vocab_one_vocabulary_across_plan_events_and_result() {
+    let stack = TestStack::new("json-vocab");
+    let applied = stack.run(&["apply", "--json", "--auto-approve"]).success();
+    let events: Vec<Value> = applied
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON line ({e}): {l}\n{applied}")))
+        .collect();
+    assert!(!events.is_empty(), "{applied}");
+    for e in &events {
+        assert_eq!(e["format_version"], 2, "every line carries format_version 2: {e}");
+    }
+    assert_eq!(events[0]["type"], "plan", "{applied}");
+    assert_eq!(events[0]["plan"]["format_version"], 2);
+    let finished: Vec<&Value> = events.iter().filter(|e| e["type"] == "finished").collect();
+    assert!(!finished.is_empty(), "{applied}");
+    for e in &finished {
+        assert!(e["elapsed_ms"].is_u64(), "elapsed_ms is a whole number of milliseconds: {e}");
+        let s = e["elapsed_s"].as_f64().unwrap_or_else(|| panic!("elapsed_s is still a number: {e}"));
+        assert_eq!((s * 1000.0).round() as u64, e["elapsed_ms"].as_u64().unwrap(), "the same figure: {e}");
+        assert!(e["operation"].is_string(), "{e}");
+    }
+
+    let result = events.last().unwrap();
+    assert_eq!((result["type"].as_str(), result["ok"].as_bool()), (Some("result"), Some(true)), "{applied}");
+    let summary = &result["summary"];
+    for (plan_word, past) in
+        [("add", "added"), ("change", "changed"), ("replace", "replaced"), ("destroy", "destroyed")]
+    {
+        assert!(summary[plan_word].is_u64(), "{summary}");
+        assert_eq!(summary[plan_word], summary[past], "{summary}");
+    }
+    assert_eq!(summary["add"], reference_resources(), "{summary}");
+    assert_eq!(summary["add"], events[0]["plan"]["summary"]["add"], "the result counts as the plan did");
+    let operations = result["operations"].as_array().unwrap();
+    assert!(!operations.is_empty(), "{result}");
+    for o in operations {
+        assert!(o["operation"].is_string(), "{o}");
+        assert_eq!(o["operation"], o["phase"], "{o}");
+    }
+
+    let destroyed = stack.run(&["destroy", "--json", "--auto-approve"]).success();
+    let result: Value = serde_json::from_str(destroyed.stdout.lines().last().unwrap()).unwrap();
+    assert_eq!((result["format_version"].as_u64(), result["ok"].as_bool()), (Some(2), Some(true)), "{destroyed}");
+    assert_eq!(result["summary"]["destroy"], result["summary"]["destroyed"], "{result}");
+    assert_eq!(result["summary"]["destroyed"], reference_resources(), "{result}");
+    assert_eq!(owned_counts(&stack.name).await, [0; 6]);
+}

@@ -16,4 +16,5 @@ mod ownership;
 mod proxy;
 mod replace;
 mod support;
+mod terraform_habits;
 mod upgrade;

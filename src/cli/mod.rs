@@ -59,6 +59,10 @@ pub enum Command {
     Destroy(ApplyArgs),
     /// Show who holds the stack's lock and break it (a run that was killed leaves its lock behind).
     Unlock(UnlockArgs),
+    /// List every resource the stack owns in live AWS (address, region, id, state), without planning.
+    Show(ShowArgs),
+    /// Adopt an existing resource (made by hand) as ADDRESS of the stack: give it the stack's ownership tags.
+    Import(ImportArgs),
 }
 
 #[derive(Debug, Args)]
@@ -84,6 +88,29 @@ pub struct PlanArgs {
     /// Plan the destroy instead (with --out: for `destroy --plan FILE`).
     #[arg(long)]
     pub destroy: bool,
+    #[command(flatten)]
+    pub select: SelectArgs,
+}
+
+/// `--target` and `--replace`, as Terraform has them.
+#[derive(Debug, Clone, Default, Args)]
+pub struct SelectArgs {
+    /// Plan only this resource and what it needs (repeatable). The plan is partial: for exceptional cases.
+    #[arg(long = "target", value_name = "ADDRESS")]
+    pub target: Vec<String>,
+    /// Replace this resource although nothing forces it (repeatable; not with destroy).
+    #[arg(long = "replace", value_name = "ADDRESS")]
+    pub replace: Vec<String>,
+}
+
+impl SelectArgs {
+    pub fn selection(&self) -> plan::Selection {
+        plan::Selection { targets: self.target.clone(), replace: self.replace.clone() }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.target.is_empty() && self.replace.is_empty()
+    }
 }
 
 #[derive(Debug, Args)]
@@ -103,6 +130,8 @@ pub struct ApplyArgs {
     /// spec changed since, so what runs is what was reviewed.
     #[arg(long, value_name = "FILE")]
     pub plan: Option<PathBuf>,
+    #[command(flatten)]
+    pub select: SelectArgs,
 }
 
 #[derive(Debug, Args)]
@@ -114,12 +143,32 @@ pub struct UnlockArgs {
     pub force: bool,
 }
 
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    #[command(flatten)]
+    pub file: FileArgs,
+    /// Print the resources as a JSON array.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    #[command(flatten)]
+    pub file: FileArgs,
+    /// The address the stack file declares for it (e.g. vpc.main).
+    pub address: String,
+    /// The id of the existing resource (e.g. vpc-0abc1234).
+    pub id: String,
+}
+
 impl Cli {
     pub fn ui(&self) -> Ui {
         let json = match &self.command {
             Command::Plan(a) => a.json,
             Command::Apply(a) | Command::Destroy(a) => a.json,
-            Command::Validate(_) | Command::Unlock(_) => false,
+            Command::Show(a) => a.json,
+            Command::Validate(_) | Command::Unlock(_) | Command::Import(_) => false,
         };
         Ui::new(json, self.global.no_color)
     }
@@ -145,9 +194,13 @@ pub async fn run(cli: Cli, ui: Ui) -> Result<ExitCode, Error> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Plan(args) => {
+            if args.destroy {
+                refuse_replace_on_destroy(&args.select)?;
+            }
             let (stack, cloud) = connect(&settings, &args.file.file).await?;
             let mode = if args.destroy { plan::Mode::Destroy } else { plan::Mode::Apply };
-            let plan = plan::build(&cloud, &stack, mode).await?;
+            let plan =
+                plan::build_selected(resources::REGISTRY, &cloud, &stack, mode, &args.select.selection()).await?;
             ui.warnings(&plan);
             ui.plan(&plan);
             if let Some(out) = &args.out {
@@ -155,6 +208,13 @@ pub async fn run(cli: Cli, ui: Ui) -> Result<ExitCode, Error> {
                 // A destroy plan says so: `destroy --plan` takes only these, `apply --plan` never.
                 if args.destroy {
                     json["destroy"] = serde_json::Value::Bool(true);
+                }
+                // A targeted plan, or one with forced replacements, is re-made the same way by `apply --plan`.
+                if !args.select.target.is_empty() {
+                    json["targets"] = serde_json::json!(args.select.target);
+                }
+                if !args.select.replace.is_empty() {
+                    json["replace"] = serde_json::json!(args.select.replace);
                 }
                 let text = serde_json::to_string_pretty(&json).unwrap_or_default();
                 std::fs::write(out, text + "\n")
@@ -175,7 +235,114 @@ pub async fn run(cli: Cli, ui: Ui) -> Result<ExitCode, Error> {
             crate::lock::unlock(&cloud, &stack, args.force, &ui).await?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Show(args) => {
+            let (stack, cloud) = connect(&settings, &args.file.file).await?;
+            let inventory = plan::inventory::inventory(resources::REGISTRY, &cloud, &stack).await?;
+            for w in &inventory.warnings {
+                ui.warn(w);
+            }
+            ui.show(&inventory);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Import(args) => import(&settings, &args, ui).await,
     }
+}
+
+/// A destroy replaces nothing: `--replace` there is a mistake, said before any AWS call.
+fn refuse_replace_on_destroy(select: &SelectArgs) -> Result<(), Error> {
+    match select.replace.first() {
+        Some(a) => {
+            Err(Error::Refused(format!("--replace {a}: a destroy replaces nothing (use it with plan or apply)")))
+        }
+        None => Ok(()),
+    }
+}
+
+/// `webscale import`: checks that the address is declared and that nothing live claims it, then has the kind
+/// check the id (exists, right kind, nobody's yet) and tag it, under the stack lock (an apply creating the same
+/// address at the same time would make two). Then shows what the next plan would change on it.
+async fn import(settings: &Settings, args: &ImportArgs, ui: Ui) -> Result<ExitCode, Error> {
+    let (stack, mut cloud) = connect(settings, &args.file.file).await?;
+    let file = args.file.file.display();
+    let id = args.id.as_str();
+    let all = resources::desired(&stack);
+    let Some(wanted) = all.iter().find(|d| d.address.as_str() == args.address) else {
+        let known: Vec<&str> = all.iter().map(|d| d.address.as_str()).collect();
+        let hint = match plan::select::close_matches(&args.address, &known).as_slice() {
+            [] => String::new(),
+            [one] => format!("; did you mean {one}?"),
+            many => format!("; did you mean one of {}?", many.join(", ")),
+        };
+        return Err(Error::Refused(format!(
+            "cannot import {id}: {} is not declared in {file} (import adopts a resource the spec declares){hint}",
+            args.address
+        )));
+    };
+    let (address, region) = (wanted.address.clone(), wanted.region.clone());
+    let kind = resources::kind(address.kind())
+        .ok_or_else(|| Error::Refused(format!("cannot import {id}: no resource kind named {}", address.kind())))?;
+    cloud.account = cloud.whoami().await.map_err(|source| Error::Connect { endpoint: cloud.endpoint(), source })?;
+    let lock = crate::lock::acquire(&cloud, &stack, "import", &args.file.file).await?;
+    let adopted: Result<(), Error> = async {
+        // A kind that manages part of another resource (a group's rules) has nothing of its own to claim: its
+        // `adopt` says what to import instead.
+        if kind.owns_id() {
+            let ctx = resources::ReadCtx::new(&cloud, &stack);
+            let claimed = plan::read::read_one(kind, &ctx, &region, &address).await.map_err(Error::Read)?;
+            if claimed.iter().any(|l| l.id == id) {
+                return Err(Error::Refused(format!("{id} already is {address} of stack {}: nothing to import", stack.name)));
+            }
+            if let Some(l) = claimed.first() {
+                return Err(Error::Refused(format!(
+                    "cannot import {id}: {address} already exists ({}, tagged for stack {}). Nothing was changed; to adopt {id} instead, delete {} or remove its {} tag first.",
+                    l.id,
+                    stack.name,
+                    l.id,
+                    resources::TAG_STACK
+                )));
+            }
+        }
+        let tags = std::collections::BTreeMap::from([
+            (resources::TAG_STACK.to_string(), stack.name.clone()),
+            (resources::TAG_ADDRESS.to_string(), address.to_string()),
+        ]);
+        kind.adopt(&cloud, &region, id, &tags).await.map_err(|e| {
+            if e.operation == "webscale" {
+                Error::Refused(format!("cannot import {id} as {address}: {}. Nothing was changed.", e.message))
+            } else {
+                Error::Refused(format!("import of {id} as {address} failed: {e}"))
+            }
+        })
+    }
+    .await;
+    lock.release(&ui).await;
+    adopted?;
+    ui.out(&format!("Imported {id} as {address} (stack {}, {region}).", stack.name));
+
+    // What the next plan would change on it: the spec's tags and settings it does not have yet.
+    let plan = plan::build(&cloud, &stack, plan::Mode::Apply).await?;
+    ui.warnings(&plan);
+    let mine: Vec<plan::Change> =
+        plan.changes.iter().filter(|c| c.address == address && c.region == region).cloned().collect();
+    match mine.first() {
+        Some(c) if c.action == plan::Action::NoOp && c.pending.is_none() => {
+            ui.out("It matches the spec: the next apply changes nothing on it.");
+        }
+        Some(c) => {
+            if c.action.is_replace() {
+                ui.warn(&format!(
+                    "the next apply replaces {address} ({}): {id} would be deleted. Fix the spec to match it, or import another resource.",
+                    c.reason.as_deref().unwrap_or("the spec differs")
+                ));
+            }
+            let summary = Plan::summarize(&mine);
+            let part = Plan { changes: mine, summary, warnings: Vec::new(), ..plan.clone() };
+            ui.out("\nWhat the next apply would change on it:\n");
+            ui.plan(&part);
+        }
+        None => ui.out("The next plan does not show it."),
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn load(settings: &Settings, file: &std::path::Path) -> Result<Stack, Error> {
@@ -204,9 +371,31 @@ async fn execute(settings: &Settings, args: &ApplyArgs, mode: plan::Mode, ui: Ui
         plan::Mode::Apply => "apply",
         plan::Mode::Destroy => "destroy",
     };
+    if mode == plan::Mode::Destroy {
+        refuse_replace_on_destroy(&args.select)?;
+    }
     // A saved plan is read and checked first, always: a missing or unreadable file is an error even when there
     // turns out to be nothing to do.
     let saved = args.plan.as_deref().map(read_saved).transpose()?;
+    // A saved plan carries the --target/--replace it was made with, and is re-made the same way.
+    let selection = match &saved {
+        Some((path, saved)) => {
+            if !args.select.is_empty() {
+                return Err(Error::Refused(format!(
+                    "--target and --replace do not go with --plan: {} carries the selection it was made with",
+                    path.display()
+                )));
+            }
+            let list = |key: &str| -> Vec<String> {
+                saved[key]
+                    .as_array()
+                    .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+                    .unwrap_or_default()
+            };
+            plan::Selection { targets: list("targets"), replace: list("replace") }
+        }
+        None => args.select.selection(),
+    };
     let (stack, mut cloud) = connect(settings, &args.file.file).await?;
     // Who we are, first: a wrong endpoint or missing credentials gets its one clear message before the lock's first
     // call, and the plan reuses the answer.
@@ -269,7 +458,7 @@ async fn execute(settings: &Settings, args: &ApplyArgs, mode: plan::Mode, ui: Ui
         std::process::exit(130);
     }
     let result: Result<ExitCode, Error> = async {
-        let plan: Plan = plan::build(&cloud, &stack, mode).await?;
+        let plan: Plan = plan::build_selected(resources::REGISTRY, &cloud, &stack, mode, &selection).await?;
         ui.warnings(&plan);
         if let Some((path, saved)) = &saved {
             let is_destroy = saved.get("destroy") == Some(&serde_json::Value::Bool(true));
@@ -312,7 +501,16 @@ async fn execute(settings: &Settings, args: &ApplyArgs, mode: plan::Mode, ui: Ui
                         plan.region, stack.name
                     )));
                 }
-                ui.nothing_to_destroy(&plan);
+                if selection.targets.is_empty() || ui.json {
+                    ui.nothing_to_destroy(&plan);
+                } else {
+                    ui.out(&format!(
+                        "\nNothing to destroy: stack {} has no {} in {}.",
+                        stack.name,
+                        selection.targets.join(" or "),
+                        plan.region
+                    ));
+                }
                 return Ok(ExitCode::SUCCESS);
             }
             ui.report(&plan, &apply::Report::default(), verb);

@@ -7,7 +7,7 @@
 //!
 //! Kinds normalise what only they know (dropping AWS's default entries, spelling protocols one way).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde_json::Value;
 
@@ -31,6 +31,12 @@ pub enum PlanError {
     UnknownKind(String),
     #[error("{address}: found nothing for {what}")]
     LookupFailed { address: Address, what: String },
+    /// `--target` / `--replace` named something that is neither in the spec nor live (`close`: likely meant).
+    #[error("{flag} {address}: {}", super::select::unknown_text(.address, .close))]
+    UnknownAddress { flag: &'static str, address: String, close: Vec<String> },
+    /// `--replace` named a resource that cannot be replaced (a lookup: the stack does not own it).
+    #[error("{flag} {address}: {why}")]
+    NotSelectable { flag: &'static str, address: String, why: String },
 }
 
 /// Compares what the spec asks for with what exists, over the registry's kinds.
@@ -46,6 +52,22 @@ pub fn diff_with(
     home: &str,
     desired: Vec<Desired>,
     live: Vec<Live>,
+) -> Result<Plan, PlanError> {
+    diff_replacing(kinds, stack, home, desired, live, &HashSet::new())
+}
+
+/// The reason of a replacement asked for on the command line.
+pub const REPLACE_REQUESTED: &str = "replacement requested with --replace";
+
+/// The same, and every existing resource at an address in `forced` is replaced although nothing forces it
+/// (`--replace`), in its kind's order; what refers to it follows as with any replacement.
+pub fn diff_replacing(
+    kinds: Kinds,
+    stack: &str,
+    home: &str,
+    desired: Vec<Desired>,
+    live: Vec<Live>,
+    forced: &HashSet<Address>,
 ) -> Result<Plan, PlanError> {
     let kind_of = |a: &Address| find(kinds, a.kind()).ok_or_else(|| PlanError::UnknownKind(a.kind().to_string()));
     for d in &desired {
@@ -220,6 +242,8 @@ pub fn diff_with(
                 .any(|r| planned.get(r) == Some(&Action::Replace(resources::ReplaceOrder::DeleteFirst)));
             let order = if deleted_first { resources::ReplaceOrder::DeleteFirst } else { k.replace_order() };
             (Action::Replace(order), Some(reason))
+        } else if forced.contains(&d.address) {
+            (Action::Replace(k.replace_order()), Some(REPLACE_REQUESTED.to_string()))
         } else if !attributes.is_empty() {
             (Action::Update, None)
         } else {

@@ -2,7 +2,9 @@
 //! resources. Drawing a plan lives in `ui`; carrying it out in `apply`.
 
 pub mod diff;
+pub mod inventory;
 pub mod read;
+pub mod select;
 
 use serde::Serialize;
 use serde_json::Value;
@@ -10,6 +12,7 @@ use serde_json::Value;
 use crate::resources::{Address, Desired, Key, Kinds, Live, ReplaceOrder};
 
 pub use diff::{PlanError, diff, diff_with};
+pub use select::Selection;
 
 /// The JSON plan's `format_version`. 2: values known only after apply are `{"unknown": "ADDRESS.OUTPUT"}` with
 /// `known_after_apply: true` on their attribute; secrets are `{"sensitive": "sha256:..."}`; changes may carry
@@ -205,6 +208,19 @@ pub async fn build_with(
     stack: &crate::spec::Stack,
     mode: Mode,
 ) -> Result<Plan, crate::Error> {
+    build_selected(kinds, cloud, stack, mode, &Selection::default()).await
+}
+
+/// The same, with `--target` and `--replace` ([`select`]): the named addresses are checked against the spec and
+/// live state, forced replacements are planned as replacements, and a targeted plan keeps only its targets and
+/// what they need (with a warning that it is partial).
+pub async fn build_selected(
+    kinds: Kinds<'_>,
+    cloud: &crate::aws::Cloud,
+    stack: &crate::spec::Stack,
+    mode: Mode,
+    selection: &Selection,
+) -> Result<Plan, crate::Error> {
     let all = crate::resources::desired_of(kinds, stack);
     let ctx = crate::resources::ReadCtx::new(cloud, stack);
     let whoami = async {
@@ -218,16 +234,21 @@ pub async fn build_with(
     // different AWS_REGION in CI): looked for alongside the reads, so it costs no extra round trip.
     let elsewhere = async { Ok(cloud.stack_elsewhere().await) };
     let (account, (live, mut warnings), elsewhere) = futures::future::try_join3(whoami, reads, elsewhere).await?;
+    select::check(kinds, selection, &all, &live)?;
     let desired = match mode {
         Mode::Apply => all,
         Mode::Destroy => Vec::new(),
     };
-    let mut plan = diff_with(kinds, &stack.name, &stack.region, desired, live)?;
+    let mut plan = diff::diff_replacing(kinds, &stack.name, &stack.region, desired, live, &selection.forced())?;
     plan.account = account;
+    // Whether the stack has anything here at all: the whole plan's answer, not the targeted part's.
+    let here = {
+        let s = &plan.summary;
+        s.change + s.replace + s.destroy + s.unchanged > 0
+    };
+    select::restrict(kinds, &mut plan, &selection.targets);
     blocked(kinds, &ctx, &mut plan).await.map_err(crate::Error::Read)?;
     if !elsewhere.is_empty() {
-        let s = &plan.summary;
-        let here = s.change + s.replace + s.destroy + s.unchanged > 0;
         warnings.push(if here {
             format!(
                 "stack {} also has resources in {}, which this plan does not cover: they are left as they are. To remove them, run destroy with --region.",
@@ -242,6 +263,9 @@ pub async fn build_with(
                 elsewhere.join(", ")
             )
         });
+    }
+    if !selection.targets.is_empty() {
+        warnings.push(select::partial_warning(&selection.targets, mode == Mode::Destroy));
     }
     plan.warnings = warnings;
     crate::apply::check(kinds, &plan)?;

@@ -2,6 +2,7 @@
 //! the create call, the tag-filtered describe, tag sync.
 
 use std::collections::BTreeMap;
+use std::future::Future;
 
 use aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification};
 
@@ -99,4 +100,44 @@ pub async fn sync_tags(
 /// A live reference to a VPC (or any id) as the planner expects it.
 pub fn id_ref(id: Option<&str>) -> serde_json::Value {
     id.map(cloud_id).unwrap_or(serde_json::Value::Null)
+}
+
+/// `import` of an EC2 resource, for every EC2 kind: `id` must carry the kind's prefix (`vpc-`; `what` names the
+/// kind for people, "VPC"), `describe` (a describe by id, answering the resource's tags, or `None` when it
+/// found nothing) must find it, and no stack may own it yet; then it gets `tags` (CreateTags).
+pub async fn adopt<F, Fut>(
+    cloud: &Cloud,
+    region: &str,
+    what: &str,
+    prefix: &str,
+    id: &str,
+    tags: &BTreeMap<String, String>,
+    describe: F,
+) -> Result<(), CloudError>
+where
+    F: FnOnce(aws_sdk_ec2::Client) -> Fut,
+    Fut: Future<Output = Result<Option<Vec<Tag>>, CloudError>>,
+{
+    let article = if what.starts_with(['a', 'e', 'i', 'o', 'u']) { "an" } else { "a" };
+    if !id.starts_with(&format!("{prefix}-")) {
+        return Err(CloudError::internal(format!("{id} is not {article} {what} id: {what} ids start with {prefix}-")));
+    }
+    let ec2 = cloud.ec2(region)?;
+    let found = match describe(ec2.clone()).await {
+        Err(e) if e.is_not_found() || e.code().ends_with(".Malformed") => None,
+        other => other?,
+    };
+    let Some(live) = found else {
+        return Err(CloudError::internal(format!("there is no {what} {id} in {region}")));
+    };
+    let tag = |key: &str| live.iter().find(|t| t.key() == Some(key)).and_then(|t| t.value());
+    if let Some(owner) = tag(TAG_STACK) {
+        let at = tag(TAG_ADDRESS).map(|a| format!(" as {a}")).unwrap_or_default();
+        return Err(CloudError::internal(format!(
+            "{id} already belongs to stack {owner}{at} (it carries the {TAG_STACK} tag): nothing to import"
+        )));
+    }
+    let tags = tags.iter().map(|(k, v)| Tag::builder().key(k).value(v).build()).collect();
+    ec2.create_tags().resources(id).set_tags(Some(tags)).send().await.call("CreateTags")?;
+    Ok(())
 }

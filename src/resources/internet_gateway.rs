@@ -107,6 +107,24 @@ impl Kind for InternetGateway {
         let result = cloud.ec2(op.region)?.delete_internet_gateway().internet_gateway_id(id).send().await;
         super::gone_ok(result.call("DeleteInternetGateway"))
     }
+    async fn adopt(
+        &self,
+        cloud: &Cloud,
+        region: &str,
+        id: &str,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<(), CloudError> {
+        ec2_tags::adopt(cloud, region, "internet gateway", "igw", id, tags, |ec2| async move {
+            let out = ec2
+                .describe_internet_gateways()
+                .internet_gateway_ids(id)
+                .send()
+                .await
+                .call("DescribeInternetGateways")?;
+            Ok(out.internet_gateways().first().map(|r| r.tags().to_vec()))
+        })
+        .await
+    }
 }
 
 async fn attach(cloud: &Cloud, region: &str, igw: &str, vpc: &str) -> Result<(), CloudError> {

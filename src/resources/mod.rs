@@ -526,6 +526,13 @@ pub trait Kind: Send + Sync {
     async fn blockers(&self, _cloud: &Cloud, _op: &Op<'_>) -> Option<String> {
         None
     }
+
+    /// `webscale import`: adopts the existing resource `id` in `region` (made by hand) by giving it `tags` (the
+    /// ownership pair), after checking that it exists, is of this kind and belongs to no stack yet. The engine has
+    /// already checked that the address is declared and that nothing live claims it.
+    async fn adopt(&self, _cloud: &Cloud, _region: &str, _id: &str, _tags: &tags::Tags) -> Result<(), CloudError> {
+        Err(CloudError::internal(format!("import is not supported for {}", self.name())))
+    }
 }
 
 /// Every desired resource of the stack, across the registry's kinds.

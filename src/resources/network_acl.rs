@@ -202,6 +202,19 @@ impl Kind for NetworkAcl {
         let result = cloud.ec2(op.region)?.delete_network_acl().network_acl_id(id).send().await;
         super::gone_ok(result.call("DeleteNetworkAcl"))
     }
+    async fn adopt(
+        &self,
+        cloud: &Cloud,
+        region: &str,
+        id: &str,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<(), CloudError> {
+        ec2_tags::adopt(cloud, region, "network ACL", "acl", id, tags, |ec2| async move {
+            let out = ec2.describe_network_acls().network_acl_ids(id).send().await.call("DescribeNetworkAcls")?;
+            Ok(out.network_acls().first().map(|r| r.tags().to_vec()))
+        })
+        .await
+    }
 }
 
 /// Makes one direction's entries `want`. New and changed entries go in first (a changed entry keeps its number and

@@ -217,6 +217,19 @@ impl Kind for RouteTable {
         let result = cloud.ec2(op.region)?.delete_route_table().route_table_id(id).send().await;
         super::gone_ok(result.call("DeleteRouteTable"))
     }
+    async fn adopt(
+        &self,
+        cloud: &Cloud,
+        region: &str,
+        id: &str,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<(), CloudError> {
+        ec2_tags::adopt(cloud, region, "route table", "rtb", id, tags, |ec2| async move {
+            let out = ec2.describe_route_tables().route_table_ids(id).send().await.call("DescribeRouteTables")?;
+            Ok(out.route_tables().first().map(|r| r.tags().to_vec()))
+        })
+        .await
+    }
 }
 
 /// Makes the table's routes `want`. New and retargeted routes go in before stale ones come out, so traffic moving

@@ -124,6 +124,19 @@ impl Kind for SecurityGroup {
     async fn blockers(&self, cloud: &Cloud, op: &Op<'_>) -> Option<String> {
         super::ec2_dependents::network_interfaces(cloud, op.region, "group-id", op.id.unwrap_or_default()).await
     }
+    async fn adopt(
+        &self,
+        cloud: &Cloud,
+        region: &str,
+        id: &str,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<(), CloudError> {
+        ec2_tags::adopt(cloud, region, "security group", "sg", id, tags, |ec2| async move {
+            let out = ec2.describe_security_groups().group_ids(id).send().await.call("DescribeSecurityGroups")?;
+            Ok(out.security_groups().first().map(|r| r.tags().to_vec()))
+        })
+        .await
+    }
 }
 
 /// Every group the stack owns in `region`, rules included: one DescribeSecurityGroups per plan, shared with

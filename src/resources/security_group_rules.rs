@@ -272,6 +272,19 @@ impl Kind for SecurityGroupRules {
         let empty = Attrs { ingress: vec![], egress: vec![] };
         super::gone_ok(reconcile(cloud, op.region, op.id()?, &empty, &op.live()?).await)
     }
+    /// Rules are not a resource of their own in AWS: they follow their group. Importing the group brings them in.
+    async fn adopt(
+        &self,
+        _cloud: &Cloud,
+        _region: &str,
+        _id: &str,
+        _tags: &super::tags::Tags,
+    ) -> Result<(), CloudError> {
+        Err(CloudError::internal(format!(
+            "{} cannot be imported on its own: a group's rules follow the group. Import security_group.NAME (the group's id); the next apply brings its rules in line with the spec",
+            self.name()
+        )))
+    }
 }
 
 /// Live rules carry group ids as `{"id": ...}`; in an op they are plain strings. Rules that do not parse (a

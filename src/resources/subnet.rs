@@ -153,6 +153,19 @@ impl Kind for Subnet {
     async fn blockers(&self, cloud: &Cloud, op: &Op<'_>) -> Option<String> {
         super::ec2_dependents::network_interfaces(cloud, op.region, "subnet-id", op.id.unwrap_or_default()).await
     }
+    async fn adopt(
+        &self,
+        cloud: &Cloud,
+        region: &str,
+        id: &str,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<(), CloudError> {
+        ec2_tags::adopt(cloud, region, "subnet", "subnet", id, tags, |ec2| async move {
+            let out = ec2.describe_subnets().subnet_ids(id).send().await.call("DescribeSubnets")?;
+            Ok(out.subnets().first().map(|r| r.tags().to_vec()))
+        })
+        .await
+    }
 }
 
 async fn set_map_public_ip(cloud: &Cloud, region: &str, id: &str, on: bool) -> Result<(), CloudError> {

@@ -134,6 +134,19 @@ impl Kind for Vpc {
     async fn blockers(&self, cloud: &Cloud, op: &Op<'_>) -> Option<String> {
         super::ec2_dependents::network_interfaces(cloud, op.region, "vpc-id", op.id.unwrap_or_default()).await
     }
+    async fn adopt(
+        &self,
+        cloud: &Cloud,
+        region: &str,
+        id: &str,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<(), CloudError> {
+        ec2_tags::adopt(cloud, region, "VPC", "vpc", id, tags, |ec2| async move {
+            let out = ec2.describe_vpcs().vpc_ids(id).send().await.call("DescribeVpcs")?;
+            Ok(out.vpcs().first().map(|r| r.tags().to_vec()))
+        })
+        .await
+    }
 }
 
 async fn set_dns_hostnames(cloud: &Cloud, region: &str, id: &str, on: bool) -> Result<(), CloudError> {
