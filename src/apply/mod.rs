@@ -198,7 +198,7 @@ fn operations(kinds: Kinds, plan: &Plan) -> Result<(Vec<Node>, Graph), PlanError
         // Rule 1, and the dependencies that no attribute names.
         if let (Some(&then), Some(d)) = (forward.get(&c.key()), &c.desired) {
             let mut refs = Vec::new();
-            d.attrs.values().for_each(|v| targets(kinds, plan, &c.region, v, &mut refs));
+            d.attrs.values().for_each(|v| resources::targets(kinds, &c.region, &plan.region, v, &mut refs));
             refs.extend(d.depends_on.iter().map(|a| (c.region.clone(), a.clone())));
             for r in refs.iter().filter(|r| **r != c.key()) {
                 if let Some(&first) = forward.get(r) {
@@ -233,19 +233,6 @@ fn operations(kinds: Kinds, plan: &Plan) -> Result<(Vec<Node>, Graph), PlanError
         return Err(PlanError::Cycle(names));
     }
     Ok((nodes, graph))
-}
-
-/// Every (region, address) a desired value refers to.
-fn targets(kinds: Kinds, plan: &Plan, region: &str, v: &Value, out: &mut Vec<Key>) {
-    if let Some(r) = resources::as_ref(v) {
-        out.push(resources::target(kinds, region, &plan.region, &r));
-        return;
-    }
-    match v {
-        Value::Array(items) => items.iter().for_each(|i| targets(kinds, plan, region, i, out)),
-        Value::Object(map) => map.values().for_each(|i| targets(kinds, plan, region, i, out)),
-        _ => {}
-    }
 }
 
 /// Checks that `plan` can be carried out (its operations have an order), so a plan never promises what apply

@@ -379,15 +379,7 @@ impl Refs<'_> {
 
     /// Every (region, address) referenced inside `v`.
     fn targets(&self, v: &Value, region: &str, out: &mut Vec<Key>) {
-        if let Some(r) = as_ref(v) {
-            out.push(self.target(region, &r));
-            return;
-        }
-        match v {
-            Value::Array(items) => items.iter().for_each(|i| self.targets(i, region, out)),
-            Value::Object(map) => map.values().for_each(|i| self.targets(i, region, out)),
-            _ => {}
-        }
+        resources::targets(self.kinds, region, self.home, v, out)
     }
 
     /// A reference's region is written only where it is not the one the reference would resolve to anyway, so

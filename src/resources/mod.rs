@@ -184,6 +184,19 @@ pub fn target(kinds: Kinds, from_region: &str, home: &str, r: &Ref) -> Key {
     (region, r.address.clone())
 }
 
+/// Every (region, address) referenced inside `v`, written in a resource of `from_region` (see [`target`]).
+pub fn targets(kinds: Kinds, from_region: &str, home: &str, v: &Value, out: &mut Vec<Key>) {
+    if let Some(r) = as_ref(v) {
+        out.push(target(kinds, from_region, home, &r));
+        return;
+    }
+    match v {
+        Value::Array(items) => items.iter().for_each(|i| targets(kinds, from_region, home, i, out)),
+        Value::Object(map) => map.values().for_each(|i| targets(kinds, from_region, home, i, out)),
+        _ => {}
+    }
+}
+
 /// A value not known until apply (an output of a resource still to be created): `{"unknown": "ADDRESS.OUTPUT"}`.
 pub fn unknown(r: &Ref) -> Value {
     json!({ "unknown": format!("{}.{}", r.address, r.output.as_deref().unwrap_or("id")) })
