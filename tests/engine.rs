@@ -18,14 +18,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use aws_config::{BehaviorVersion, Region, SdkConfig};
-use aws_sdk_ec2::config::{Credentials, SharedCredentialsProvider};
-use aws_smithy_mocks::create_mock_http_client;
-use aws_smithy_types::retry::RetryConfig;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 use webscale::apply::{self, Hook, Options, Phase, Report, Result_};
-use webscale::aws::{Clients, Cloud, CloudError, RetryPolicy};
+use webscale::aws::{Cloud, CloudError};
+
+// The same never-called clients and quick retries as the mocked tests.
+use crate::mocked::{fast, unused_clients};
 use webscale::plan::{self, Action, Change, Mode, Plan};
 use webscale::resources::{
     Address, Attr, Attrs, Created, Desired, GLOBAL, Kind, Kinds, Live, Op, Progress, ReadCtx, Scope, Timeouts,
@@ -1283,28 +1282,6 @@ fn obj(v: Value) -> Attrs {
 
 fn stack() -> Stack {
     spec::parse(Path::new("engine.toml"), SPEC, &RegionChoice::default()).unwrap_or_else(|e| panic!("{e}"))
-}
-
-fn fast() -> RetryPolicy {
-    RetryPolicy {
-        consistency: Duration::from_millis(300),
-        dependency: Duration::from_millis(300),
-        interval: Duration::from_millis(2),
-    }
-}
-
-/// Clients no test kind uses: pointed at a closed loopback port, no retries, an HTTP client that never leaves the
-/// process.
-fn unused_clients() -> Clients {
-    let config = SdkConfig::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new(HOME))
-        .endpoint_url("http://127.0.0.1:9")
-        .credentials_provider(SharedCredentialsProvider::new(Credentials::new("test", "test", None, None, "test")))
-        .retry_config(RetryConfig::disabled())
-        .http_client(create_mock_http_client())
-        .build();
-    Clients::new(&config, HOME)
 }
 
 /// The stack's home region (and the global pseudo-region every cloud has).

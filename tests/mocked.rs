@@ -620,7 +620,7 @@ async fn a_step_after_a_create_is_retried_without_creating_twice() {
 }
 
 /// Retry pauses of milliseconds, so a test that waits on DependencyViolation takes a fraction of a second.
-fn fast() -> RetryPolicy {
+pub(crate) fn fast() -> RetryPolicy {
     RetryPolicy {
         consistency: Duration::from_millis(300),
         dependency: Duration::from_millis(300),
@@ -721,7 +721,7 @@ impl Hook for Events {
 
 /// The clients the network tier never uses: pointed at a closed loopback port, no retries, and an HTTP client
 /// that never leaves the process, so a stray call fails at once instead of reaching anything.
-fn unused_clients() -> Clients {
+pub(crate) fn unused_clients() -> Clients {
     let config = SdkConfig::builder()
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new(REGION))
