@@ -54,7 +54,10 @@ async fn apply_builds_the_network_tier_plan_is_then_empty_and_destroy_removes_on
     let pending = stack.run(&["plan", "--detailed-exitcode"]);
     assert_eq!(pending.code, 2, "changes pending must exit 2:\n{pending}");
     let n = reference_resources();
-    assert!(pending.stdout.contains(&format!("Plan: {n} to add, 0 to change, 0 to replace, 0 to destroy.")), "{pending}");
+    assert!(
+        pending.stdout.contains(&format!("Plan: {n} to add, 0 to change, 0 to replace, 0 to destroy.")),
+        "{pending}"
+    );
 
     let applied = stack.apply();
     assert!(applied.stdout.contains(&format!("Apply complete! Resources: {n} added")), "{applied}");
@@ -258,7 +261,10 @@ async fn apply_builds_the_network_tier_plan_is_then_empty_and_destroy_removes_on
     ec2.delete_vpc().vpc_id(&decoy_id).send().await.unwrap();
     // Destroying an already destroyed stack is a no-op, not an error.
     let twice = stack.run(&["destroy", "--auto-approve"]).success();
-    assert!(twice.stdout.contains(&format!("Nothing to destroy: stack {} owns nothing in us-east-1.", stack.name)), "{twice}");
+    assert!(
+        twice.stdout.contains(&format!("Nothing to destroy: stack {} owns nothing in us-east-1.", stack.name)),
+        "{twice}"
+    );
     assert!(!twice.stdout.contains("No changes"), "not the words of an apply:\n{twice}");
 }
 
@@ -695,7 +701,9 @@ async fn saved_plans_are_always_checked_and_destroys_can_be_saved_too() {
     let planned = stack.run(&["plan", "--destroy", "--out", teardown]).success();
     let hint = format!("webscale destroy -f {} --plan {teardown}", stack.spec.display());
     assert!(planned.stderr.contains(&hint), "{planned}");
-    assert!(planned.stdout.contains(&format!("0 to add, 0 to change, 0 to replace, {} to destroy", reference_resources())));
+    assert!(
+        planned.stdout.contains(&format!("0 to add, 0 to change, 0 to replace, {} to destroy", reference_resources()))
+    );
     let mixed = stack.run(&["apply", "--plan", teardown]);
     assert_eq!(mixed.code, 1, "{mixed}");
     assert!(mixed.stderr.contains("is a destroy plan"), "{mixed}");

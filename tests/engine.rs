@@ -512,7 +512,9 @@ async fn reordering_an_ordered_list_is_a_change_and_a_set_is_not() {
     let rules = attr(lb, "rules");
     let text = webscale::ui::plan_text(&reordered, false);
     assert!(
-        text.contains(r#"order: ["forward-api", "forward-web", "deny-all"] -> ["forward-web", "forward-api", "deny-all"]"#),
+        text.contains(
+            r#"order: ["forward-api", "forward-web", "deny-all"] -> ["forward-web", "forward-api", "deny-all"]"#
+        ),
         "a reviewer sees the new order:\n{text}"
     );
     assert_eq!(rules.before, Some(json!(["forward-api", "forward-web", "deny-all"])));

@@ -24,10 +24,10 @@ use serde_json::Value;
 use crate::aws::{Cloud, CloudError, retrying};
 use crate::graph::{Graph, Outcome, Slot};
 use crate::plan::{Action, Plan, PlanError};
-use crate::spec::Stack;
 use crate::resources::{
     self, Address, Attrs, Created, Key, Kind, Kinds, Op, Progress, ReadCtx, ReplaceOrder, find, plain_ids, rewrite,
 };
+use crate::spec::Stack;
 
 /// What one operation does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

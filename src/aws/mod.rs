@@ -222,9 +222,9 @@ impl Cloud {
         names.extend(used.iter().filter(|u| !names.contains(u)).collect::<Vec<_>>());
         let probes = names.into_iter().map(|region| async move {
             let ec2 = Clients::new(config, region).ec2;
-            let found = ec2.describe_vpcs().filters(
-                aws_sdk_ec2::types::Filter::builder().name("tag:webscale:stack").values(&self.stack).build(),
-            );
+            let found = ec2
+                .describe_vpcs()
+                .filters(aws_sdk_ec2::types::Filter::builder().name("tag:webscale:stack").values(&self.stack).build());
             let ids: Vec<String> = found
                 .send()
                 .await

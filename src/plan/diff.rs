@@ -17,8 +17,7 @@ use serde_json::json;
 
 use crate::resources::schema_rules as rules;
 use crate::resources::{
-    self, Address, Attr, Attrs, Desired, Key, Kinds, Live, Ref, as_cloud_id, as_ref, find, reference_in,
-    rewrite,
+    self, Address, Attr, Attrs, Desired, Key, Kinds, Live, Ref, as_cloud_id, as_ref, find, reference_in, rewrite,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -205,11 +204,8 @@ pub fn diff_replacing(
             // Equal by address, but a referenced resource is being replaced: its id, and so this value, changes.
             let mut targets = Vec::new();
             refs.targets(want, &d.region, &mut targets);
-            let mut replaced: Vec<&Address> = targets
-                .iter()
-                .filter(|t| planned.get(*t).is_some_and(|a| a.is_replace()))
-                .map(|(_, a)| a)
-                .collect();
+            let mut replaced: Vec<&Address> =
+                targets.iter().filter(|t| planned.get(*t).is_some_and(|a| a.is_replace())).map(|(_, a)| a).collect();
             replaced.sort();
             replaced.dedup();
             // Name every replaced resource: a route table whose two subnets are both replaced says so.
@@ -432,7 +428,8 @@ fn distance(refs: &Refs, schema: &[Attr], d: &Desired, l: &Live, ids: &HashMap<S
     let mut out = (0, 0);
     for (name, want) in &d.attrs {
         let rule = rules(schema, name);
-        let have = l.attrs.get(name).map_or(Value::Null, |v| canonical_attr(&refs.live_to_refs(v, &l.region, ids), rule));
+        let have =
+            l.attrs.get(name).map_or(Value::Null, |v| canonical_attr(&refs.live_to_refs(v, &l.region, ids), rule));
         if have != canonical_attr(&refs.shortest(want, &d.region), rule) {
             out.0 += usize::from(rule.forces_replacement);
             out.1 += 1;
@@ -992,12 +989,7 @@ pub(crate) mod tests {
         live.retain(|l| l.address.as_str() != "network_acl.private"); // create
         live_attrs(&mut live, "vpc.main").insert("dns_hostnames".into(), json!(false)); // update
         live_attrs(&mut live, "security_group.db").insert("description".into(), json!("old")); // replace x2
-        live.push(Live::new(
-            addr("subnet.public_c"),
-            "us-east-1",
-            "subnet-0c",
-            Attrs::new(),
-        )); // delete
+        live.push(Live::new(addr("subnet.public_c"), "us-east-1", "subnet-0c", Attrs::new())); // delete
         let n = desired.len();
         let p = plan(desired, live);
         assert_eq!(p.summary, Summary { add: 1, change: 1, replace: 2, destroy: 1, unchanged: n - 4 });
@@ -1118,7 +1110,11 @@ pub(crate) mod tests {
         async fn read(&self, _: &resources::ReadCtx<'_>, _: &str) -> Result<Vec<Live>, crate::aws::CloudError> {
             unreachable!("the diff never reads")
         }
-        async fn create(&self, _: &crate::aws::Cloud, _: &resources::Op<'_>) -> Result<resources::Created, crate::aws::CloudError> {
+        async fn create(
+            &self,
+            _: &crate::aws::Cloud,
+            _: &resources::Op<'_>,
+        ) -> Result<resources::Created, crate::aws::CloudError> {
             unreachable!("a lookup is never created")
         }
         async fn update(&self, _: &crate::aws::Cloud, _: &resources::Op<'_>) -> Result<(), crate::aws::CloudError> {
@@ -1148,7 +1144,12 @@ pub(crate) mod tests {
         let uses = json!({"cidr_block": {"ref": "ami.web", "output": "image_id"}});
         let desired = vec![hand("ami.web", param), hand("vpc.main", uses)];
         let ami = found("ami.web", "ami-0abc", json!({"image_id": "ami-0abc"}));
-        let live_vpc = Live::new(addr("vpc.main"), "us-east-1", "vpc-1", json!({"cidr_block": "ami-0abc"}).as_object().unwrap().clone());
+        let live_vpc = Live::new(
+            addr("vpc.main"),
+            "us-east-1",
+            "vpc-1",
+            json!({"cidr_block": "ami-0abc"}).as_object().unwrap().clone(),
+        );
         let p = diff_with(&kinds, "s", "us-east-1", desired.clone(), vec![ami.clone(), live_vpc]).unwrap();
         assert!(!p.has_changes(), "{:?}", actions(&p));
         let lookup = change(&p, "ami.web");
@@ -1158,7 +1159,12 @@ pub(crate) mod tests {
 
         // A newer image: the user of the output changes; the lookup itself never does.
         let newer = found("ami.web", "ami-0def", json!({"image_id": "ami-0def"}));
-        let live_vpc = Live::new(addr("vpc.main"), "us-east-1", "vpc-1", json!({"cidr_block": "ami-0abc"}).as_object().unwrap().clone());
+        let live_vpc = Live::new(
+            addr("vpc.main"),
+            "us-east-1",
+            "vpc-1",
+            json!({"cidr_block": "ami-0abc"}).as_object().unwrap().clone(),
+        );
         let p = diff_with(&kinds, "s", "us-east-1", desired, vec![newer, live_vpc]).unwrap();
         assert_eq!(actions(&p), vec![("vpc.main".to_string(), Action::Replace(ReplaceOrder::DeleteFirst))]);
         assert_eq!(attr(change(&p, "vpc.main"), "cidr_block").after, Some(json!("ami-0def")));

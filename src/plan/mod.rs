@@ -279,7 +279,11 @@ pub async fn build_selected(
 
 /// Asks every resource the plan deletes what the stack does not own inside it (a subnet added by hand to its
 /// VPC). Only deletes ask, so a plan that deletes nothing makes no extra call.
-async fn blocked(kinds: Kinds<'_>, ctx: &crate::resources::ReadCtx<'_>, plan: &mut Plan) -> Result<(), crate::aws::CloudError> {
+async fn blocked(
+    kinds: Kinds<'_>,
+    ctx: &crate::resources::ReadCtx<'_>,
+    plan: &mut Plan,
+) -> Result<(), crate::aws::CloudError> {
     let owned: std::collections::HashSet<String> =
         plan.changes.iter().filter_map(|c| c.live.as_ref()).map(|l| l.id.clone()).collect();
     let owned = &owned;

@@ -30,13 +30,7 @@ pub struct ReadCtx<'a> {
 
 impl<'a> ReadCtx<'a> {
     pub fn new(cloud: &'a Cloud, stack: &'a Stack) -> ReadCtx<'a> {
-        ReadCtx {
-            cloud,
-            stack,
-            only: None,
-            cache: Arc::default(),
-            limit: Arc::new(Semaphore::new(PER_RESOURCE_CALLS)),
-        }
+        ReadCtx { cloud, stack, only: None, cache: Arc::default(), limit: Arc::new(Semaphore::new(PER_RESOURCE_CALLS)) }
     }
 
     /// The same context narrowed to one address (cache not shared: the point is a fresh read).

@@ -99,7 +99,8 @@ pub async fn strangers_in(
     owned: &HashSet<String>,
 ) -> Result<Vec<String>, CloudError> {
     let ec2 = ctx.cloud.ec2(region)?;
-    let out = ec2.describe_network_interfaces().filters(by(filter, id)).send().await.call("DescribeNetworkInterfaces")?;
+    let out =
+        ec2.describe_network_interfaces().filters(by(filter, id)).send().await.call("DescribeNetworkInterfaces")?;
     Ok(out.network_interfaces().iter().filter(|n| stuck(n, owned)).map(interface_text).collect())
 }
 

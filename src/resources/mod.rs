@@ -11,14 +11,14 @@
 mod context;
 mod ec2_dependents;
 mod ec2_tags;
-mod schema;
-pub mod tags;
 pub mod internet_gateway;
 pub mod network_acl;
 pub mod route_table;
+mod schema;
 pub mod security_group;
 pub mod security_group_rules;
 pub mod subnet;
+pub mod tags;
 pub mod vpc;
 
 use std::collections::BTreeMap;
@@ -34,8 +34,8 @@ use crate::aws::{Cloud, CloudError};
 use crate::spec::Stack;
 
 pub use context::ReadCtx;
-pub use tags::{TAG_ADDRESS, TAG_STACK};
 pub use schema::{Attr, digest, rules as schema_rules};
+pub use tags::{TAG_ADDRESS, TAG_STACK};
 
 /// Every kind webscale manages. Adding a kind: one file in this folder, one line here. Plan and apply take the
 /// kinds they run as a parameter ([`Kinds`]); this is the default, and tests hand in kinds of their own.

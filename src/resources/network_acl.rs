@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::ec2_tags::{self, describe_owned, desired_tags, id_ref, tag_spec};
-use super::{Address, Desired, Kind, Live, Op, reference, Attr, Created, ReadCtx};
+use super::{Address, Attr, Created, Desired, Kind, Live, Op, ReadCtx, reference};
 use crate::aws::{CallExt, Cloud, CloudError};
 use crate::spec::{NaclRule, Protocol, Stack};
 

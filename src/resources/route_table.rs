@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::ec2_tags::{self, describe_owned, desired_tags, id_ref, tag_spec};
-use super::{Address, Desired, Kind, Live, Op, reference, Attr, Created, ReadCtx};
+use super::{Address, Attr, Created, Desired, Kind, Live, Op, ReadCtx, reference};
 use crate::aws::{CallExt, Cloud, CloudError};
 use crate::spec::{RouteTarget, Stack};
 
@@ -144,7 +144,8 @@ impl Kind for RouteTable {
     }
 
     fn schema(&self) -> &'static [Attr] {
-        const SCHEMA: &[Attr] = &[Attr::new("vpc").forces_replacement(), Attr::new("routes"), Attr::new("subnets"), Attr::new("tags")];
+        const SCHEMA: &[Attr] =
+            &[Attr::new("vpc").forces_replacement(), Attr::new("routes"), Attr::new("subnets"), Attr::new("tags")];
         SCHEMA
     }
 

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::ec2_tags::{self, describe_owned, desired_tags, id_ref, tag_spec};
-use super::{Address, Desired, Kind, Live, Op, ReplaceOrder, reference, Attr, Created, ReadCtx};
+use super::{Address, Attr, Created, Desired, Kind, Live, Op, ReadCtx, ReplaceOrder, reference};
 use crate::aws::{CallExt, Cloud, CloudError};
 use crate::spec::Stack;
 
@@ -51,7 +51,8 @@ impl Kind for SecurityGroup {
     }
 
     fn schema(&self) -> &'static [Attr] {
-        const SCHEMA: &[Attr] = &[Attr::new("vpc").forces_replacement(), Attr::new("description").forces_replacement(), Attr::new("tags")];
+        const SCHEMA: &[Attr] =
+            &[Attr::new("vpc").forces_replacement(), Attr::new("description").forces_replacement(), Attr::new("tags")];
         SCHEMA
     }
 

@@ -9,7 +9,7 @@ use aws_sdk_ec2::types::{IpPermission, IpRange, Ipv6Range, PrefixListId, UserIdG
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{Address, Desired, Kind, Live, Op, ReplaceOrder, cloud_id, reference, Attr, Created, ReadCtx};
+use super::{Address, Attr, Created, Desired, Kind, Live, Op, ReadCtx, ReplaceOrder, cloud_id, reference};
 use crate::aws::{CallExt, Cloud, CloudError};
 use crate::spec::{Peer, Protocol, SgRule, Stack};
 

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::ec2_tags::{self, describe_owned, desired_tags, id_ref, tag_spec};
-use super::{Address, Desired, Kind, Live, Op, reference, Attr, Created, ReadCtx};
+use super::{Address, Attr, Created, Desired, Kind, Live, Op, ReadCtx, reference};
 use crate::aws::{CallExt, Cloud, CloudError};
 use crate::spec::{Stack, Tier};
 

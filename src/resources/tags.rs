@@ -34,10 +34,7 @@ pub fn live<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Tags {
 /// or hand-edited into nonsense (not `KIND.NAME` of this kind) the resource is still the stack's: it gets a
 /// stray address, so the plan deletes it instead of it silently blocking the deletes of what contains it.
 pub fn owned_address(address_tag: Option<&str>, kind: &str, id: &str) -> Address {
-    address_tag
-        .and_then(Address::parse)
-        .filter(|a| a.kind() == kind)
-        .unwrap_or_else(|| stray(kind, id))
+    address_tag.and_then(Address::parse).filter(|a| a.kind() == kind).unwrap_or_else(|| stray(kind, id))
 }
 
 /// Whether a live tag set marks the resource as the stack's (for services whose list calls cannot filter by tag).

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::ec2_tags::{self, describe_owned, desired_tags, tag_spec};
-use super::{Address, Desired, Kind, Live, Op, Attr, Created, ReadCtx};
+use super::{Address, Attr, Created, Desired, Kind, Live, Op, ReadCtx};
 use crate::aws::{CallExt, Cloud, CloudError};
 use crate::spec::Stack;
 
@@ -45,7 +45,8 @@ impl Kind for Vpc {
     }
 
     fn schema(&self) -> &'static [Attr] {
-        const SCHEMA: &[Attr] = &[Attr::new("cidr_block").forces_replacement(), Attr::new("dns_hostnames"), Attr::new("tags")];
+        const SCHEMA: &[Attr] =
+            &[Attr::new("cidr_block").forces_replacement(), Attr::new("dns_hostnames"), Attr::new("tags")];
         SCHEMA
     }
 

@@ -10,7 +10,10 @@
 //! - `stack.rs`: `[stack]` (name, region, tags, ignore_tags);
 //! - `network.rs`: `[network]` (VPC, zones and their subnets, route tables);
 //! - `security_groups.rs`: `[security_groups.NAME]`;
-//! - `network_acls.rs`: `[network_acls.NAME]`.
+//! - `network_acls.rs`: `[network_acls.NAME]`;
+//! - `web.rs`: `[web]` (the web instances);
+//! - `load_balancer.rs`: `[load_balancer]` (ALB, target group, listeners, health check);
+//! - `dns.rs`: `[dns]` (hosted zone, alias records).
 //!
 //! `validate.rs` holds the machinery they share: [`parse`], the diagnostics collector, field paths, line/column,
 //! and the checks several tiers use (CIDRs, names, tier claims, protocols and ports). Types more than one tier
@@ -20,21 +23,27 @@
 //! of its keys hold tables, so every unknown key is reported at once), plus one field in [`Stack`], and in
 //! `validate.rs` one field in `RawSpec`, one line in `spec_shape` and one call in `check`.
 
+mod dns;
+mod load_balancer;
 mod network;
 mod network_acls;
 mod security_groups;
 mod stack;
 mod validate;
+mod web;
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-pub use network::{Network, Route, RouteTable, RouteTarget, Zone};
+pub use dns::{Dns, RecordName};
+pub use load_balancer::{HealthCheck, LoadBalancer};
+pub use network::{Nat, Network, Route, RouteTable, RouteTarget, Zone};
 pub use network_acls::{NaclRule, NetworkAcl};
 pub use security_groups::{Peer, SecurityGroup, SgRule};
 pub use stack::RegionChoice;
 pub use validate::parse;
+pub use web::{Ami, Web};
 
 /// A checked stack.
 #[derive(Debug, Clone)]
@@ -48,6 +57,12 @@ pub struct Stack {
     pub network: Network,
     pub security_groups: Vec<SecurityGroup>,
     pub network_acls: Vec<NetworkAcl>,
+    /// `[web]`: the web instances, if declared.
+    pub web: Option<Web>,
+    /// `[load_balancer]`: in front of the web instances.
+    pub load_balancer: Option<LoadBalancer>,
+    /// `[dns]`: the hosted zone and its alias records.
+    pub dns: Option<Dns>,
 }
 
 /// Which subnets of every zone a route table or network ACL applies to.

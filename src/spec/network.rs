@@ -15,9 +15,30 @@ pub struct Network {
     pub cidr: Ipv4Net,
     pub internet_gateway: bool,
     pub dns_hostnames: bool,
+    /// Internet egress for the private subnets.
+    pub nat: Nat,
     /// Sorted by name; at least two, in distinct availability zones.
     pub zones: Vec<Zone>,
     pub route_tables: Vec<RouteTable>,
+}
+
+/// NAT gateways for the private subnets' egress (`[network] nat`): none, one shared by every zone (cheaper, but
+/// a zone outage cuts the others' egress), or one per zone (each zone's private subnets use their own).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Nat {
+    None,
+    Single,
+    PerZone,
+}
+
+impl Nat {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Nat::None => "none",
+            Nat::Single => "single",
+            Nat::PerZone => "per_zone",
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -54,6 +75,7 @@ pub(super) struct RawNetwork {
     internet_gateway: bool,
     #[serde(default = "yes")]
     dns_hostnames: bool,
+    nat: Option<Spanned<String>>,
     zones: Spanned<BTreeMap<Spanned<String>, Spanned<RawZone>>>,
     #[serde(default)]
     route_tables: BTreeMap<Spanned<String>, Spanned<RawRouteTable>>,
@@ -101,13 +123,65 @@ pub(super) fn check(cx: &mut Checker, raw: Spanned<RawNetwork>, region: Option<&
     let cidr = block(cx, &raw.cidr, "network.cidr");
     let zones = zones(cx, raw.zones, cidr, region);
     let route_tables = route_tables(cx, raw.route_tables, cidr, raw.internet_gateway);
+    let nat = nat(cx, raw.nat.as_ref(), raw.internet_gateway, &route_tables);
     Network {
         cidr: cidr.unwrap_or_default(),
         internet_gateway: raw.internet_gateway,
         dns_hostnames: raw.dns_hostnames,
+        nat,
         zones,
         route_tables,
     }
+}
+
+/// `nat`: NAT gateways sit in the public subnets and reach the internet through the gateway; the private route
+/// table gets their default route, so it must not declare one of its own.
+fn nat(cx: &mut Checker, raw: Option<&Spanned<String>>, internet_gateway: bool, tables: &[RouteTable]) -> Nat {
+    let Some(raw) = raw else { return Nat::None };
+    let nat = match raw.get_ref().as_str() {
+        "none" => Nat::None,
+        "single" => Nat::Single,
+        "per_zone" => Nat::PerZone,
+        other => {
+            cx.err(
+                raw.span(),
+                "network.nat",
+                format!("unknown NAT setting {other:?}; valid: \"none\", \"single\" (one gateway), \"per_zone\" (one per zone)"),
+            );
+            return Nat::None;
+        }
+    };
+    if nat == Nat::None {
+        return nat;
+    }
+    if !internet_gateway {
+        cx.err(
+            raw.span(),
+            "network.nat",
+            "NAT gateways reach the internet through the internet gateway, but network.internet_gateway is false: set it to true or nat = \"none\"",
+        );
+    }
+    let default_route = Ipv4Net::default();
+    if let Some(t) =
+        tables.iter().find(|t| t.tier == Tier::Private && t.routes.iter().any(|r| r.destination == default_route))
+    {
+        cx.err(
+            raw.span(),
+            "network.nat",
+            format!(
+                "the NAT gateways take the private subnets' default route (0.0.0.0/0), but network.route_tables.{} routes it elsewhere: remove that route or set nat = \"none\"",
+                t.name
+            ),
+        );
+    }
+    if !tables.iter().any(|t| t.tier == Tier::Private) {
+        cx.err(
+            raw.span(),
+            "network.nat",
+            "NAT gateways route the private subnets' egress, but no route table claims tier \"private\": add [network.route_tables.private] with tier = \"private\"",
+        );
+    }
+    nat
 }
 
 /// A CIDR block as AWS accepts it for a VPC or subnet: network address only, prefix /16 to /28.

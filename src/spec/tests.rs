@@ -30,7 +30,7 @@ private_subnet = "10.0.11.0/24"
 "#;
 
 const TEMPLATE: &str = include_str!("../../templates/webscale.toml");
-const FILE: &str = "stack.toml";
+const FILE: &str = "templates/stack.toml";
 
 fn no_region() -> RegionChoice {
     RegionChoice::default()
@@ -388,8 +388,9 @@ fn unknown_key_shapes_name_only_keys_serde_takes() {
     }
     let mut tables = 0;
     walk(&spec_shape(), "(top level)", &mut tables);
-    // The file, [stack], [network], zone, route table, route, group, its rules (ingress, egress), ACL, its rules.
-    assert_eq!(tables, 12);
+    // The file, [stack], [network], zone, route table, route, group, its rules (ingress, egress), ACL, its rules,
+    // [web], [load_balancer], its health check, [dns].
+    assert_eq!(tables, 16);
 }
 
 #[test]
@@ -979,10 +980,14 @@ fn display_prints_one_file_line_col_field_message_line_per_problem() {
     let lines: Vec<&str> = shown.lines().collect();
     assert_eq!(lines.len(), 3, "{shown}");
     assert_eq!(lines[0], "2 problems in the stack file:");
-    assert!(lines[1].starts_with("  stack.toml:2:8: stack.name: \"Shop\" is not a valid stack name"), "{}", lines[1]);
+    assert!(
+        lines[1].starts_with("  templates/stack.toml:2:8: stack.name: \"Shop\" is not a valid stack name"),
+        "{}",
+        lines[1]
+    );
     assert_eq!(
         lines[2],
-        "  stack.toml:15:17: network.zones.b.public_subnet: 10.0.1.5/24 has host bits set; did you mean \"10.0.1.0/24\"?"
+        "  templates/stack.toml:15:17: network.zones.b.public_subnet: 10.0.1.5/24 has host bits set; did you mean \"10.0.1.0/24\"?"
     );
 
     let one = SpecError::Invalid(vec![Diagnostic {

@@ -20,10 +20,13 @@ use serde_path_to_error::Segment;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
+use super::dns::{self, RawDns};
+use super::load_balancer::{self, RawLoadBalancer};
 use super::network::{self, RawNetwork};
 use super::network_acls::{self, RawNetworkAcl};
 use super::security_groups::{self, RawSecurityGroup};
 use super::stack::{self, RawStack, RegionChoice};
+use super::web::{self, RawWeb};
 use super::{Diagnostic, PortRange, Protocol, SpecError, Stack, Tier};
 
 /// The file's top-level tables, one per tier. Strict about unknown keys, so a typo is an error, not a silently
@@ -39,6 +42,9 @@ struct RawSpec {
     security_groups: BTreeMap<Spanned<String>, Spanned<RawSecurityGroup>>,
     #[serde(default)]
     network_acls: BTreeMap<Spanned<String>, Spanned<RawNetworkAcl>>,
+    web: Option<Spanned<RawWeb>>,
+    load_balancer: Option<Spanned<RawLoadBalancer>>,
+    dns: Option<Spanned<RawDns>>,
 }
 
 /// The shape of the whole file: [`RawSpec`] and each tier's tables under it.
@@ -48,6 +54,9 @@ pub(super) fn spec_shape() -> Shape {
         ("network", network::shape()),
         ("security_groups", Shape::named(security_groups::shape())),
         ("network_acls", Shape::named(network_acls::shape())),
+        ("web", web::shape()),
+        ("load_balancer", load_balancer::shape()),
+        ("dns", dns::shape()),
     ])
 }
 
@@ -272,6 +281,22 @@ fn check(cx: &mut Checker, raw: RawSpec, region: &RegionChoice) -> Stack {
     let network = network::check(cx, raw.network, head.region.as_deref());
     let security_groups = security_groups::check(cx, raw.security_groups, &head.name);
     let network_acls = network_acls::check(cx, raw.network_acls);
+    let groups: Vec<String> = security_groups.iter().map(|g| g.name.clone()).collect();
+    let file = cx.file;
+    let web = raw.web.map(|w| web::check(cx, w, &groups, file));
+    let load_balancer = raw.load_balancer.map(|lb| {
+        let span = lb.span();
+        let lb = load_balancer::check(cx, lb, &groups);
+        if web.is_none() {
+            cx.err(
+                span,
+                "load_balancer",
+                "a load balancer spreads traffic over the web instances, but the file has no [web]: add one",
+            );
+        }
+        lb
+    });
+    let dns = raw.dns.map(|d| dns::check(cx, d, load_balancer.is_some()));
     Stack {
         name: head.name,
         region: head.region.unwrap_or_default(),
@@ -280,6 +305,9 @@ fn check(cx: &mut Checker, raw: RawSpec, region: &RegionChoice) -> Stack {
         network,
         security_groups,
         network_acls,
+        web,
+        load_balancer,
+        dns,
     }
 }
 
