@@ -150,6 +150,18 @@ fn reference_template_parses_into_the_documented_stack() {
     assert_eq!(numbers, [100, 110]);
     assert_eq!(private.ingress[1].ports, Some(PortRange { from: 1024, to: 65535 }));
     assert!(private.ingress.iter().all(|r| r.allow));
+
+    assert_eq!(network.nat, Nat::Single);
+    let web = stack.web.as_ref().expect("[web]");
+    assert_eq!((web.count, web.instance_type.as_str(), web.security_group.as_str()), (2, "t3.micro", "web"));
+    assert_eq!(web.ami, Ami::Parameter("/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64".into()));
+    assert!(web.user_data.starts_with("#!/bin/bash") && web.user_data.contains("/health"), "user data read from the file");
+    let lb = stack.load_balancer.as_ref().expect("[load_balancer]");
+    assert_eq!((lb.security_group.as_str(), lb.certificate_arn.as_deref(), lb.target_port), ("lb", None, 80));
+    assert_eq!(lb.health_check.path, "/health");
+    let dns = stack.dns.as_ref().expect("[dns]");
+    assert_eq!((dns.zone.as_str(), dns.create_zone), ("webscale.example.com", true));
+    assert_eq!(dns.records, [RecordName::Apex, RecordName::Www]);
 }
 
 #[test]
@@ -1058,4 +1070,99 @@ fn ignore_tags_takes_keys_and_prefixes_but_never_webscales_own_or_the_stacks() {
 
     let d = one(&BASE.replacen("region = \"us-east-1\"\n", "region = \"us-east-1\"\nignore_tags = [\"a*b*\"]\n", 1));
     assert!(d.message.contains("prefix ending in one `*`"), "{}", d.message);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Web, load balancer and DNS tiers
+
+/// Groups `lb` and `web` for the web-tier tests, appended to `BASE` (line 17 on), then `extra` (line 23 on).
+fn web_tier(extra: &str) -> String {
+    with(&format!(
+        "[security_groups.lb]\ningress = []\n\n[security_groups.web]\ningress = []\n\n{extra}"
+    ))
+}
+
+const WEB: &str = "[web]\ninstance_type = \"t3.micro\"\nami = \"ami-0123456789abcdef0\"\nuser_data = \"web/user-data.sh\"\n";
+
+#[test]
+fn web_defaults_two_instances_in_the_web_group_with_an_8_gib_root_volume() {
+    let stack = ok(&web_tier(WEB));
+    let web = stack.web.unwrap();
+    assert_eq!((web.count, web.security_group.as_str(), web.root_volume_size), (2, "web", 8));
+    assert_eq!(web.ami, Ami::Id("ami-0123456789abcdef0".into()));
+    assert_eq!(web.user_data_file, "web/user-data.sh");
+    assert_eq!(stack.network.nat, Nat::None, "no nat key: no NAT gateways (stacks applied before it existed)");
+    assert!(stack.load_balancer.is_none() && stack.dns.is_none());
+}
+
+#[test]
+fn every_web_problem_is_reported_at_its_field() {
+    let text = web_tier(
+        "[web]\ncount = 500\ninstance_type = \"micro\"\nami = \"ubuntu\"\nuser_data = \"missing.sh\"\nsecurity_group = \"app\"\nroot_volume_size = 2\n",
+    );
+    let diags = problems(&text);
+    let fields: Vec<&str> = diags.iter().map(|d| d.field.as_str()).collect();
+    assert_eq!(
+        fields,
+        ["web.count", "web.instance_type", "web.ami", "web.user_data", "web.security_group", "web.root_volume_size"],
+        "{}",
+        render(&diags)
+    );
+    check(&diags[0], "web.count", 24, 9, &["500", "0 to 100"]);
+    check(&diags[1], "web.instance_type", 25, 17, &["t3.micro"]);
+    check(&diags[2], "web.ami", 26, 7, &["ami-", "/aws/service/"]);
+    check(&diags[3], "web.user_data", 27, 13, &["missing.sh", "relative to the stack file"]);
+    check(&diags[4], "web.security_group", 28, 18, &["app", "\"lb\", \"web\""]);
+    check(&diags[5], "web.root_volume_size", 29, 20, &["8 to 16384"]);
+}
+
+#[test]
+fn a_load_balancer_needs_web_servers_and_a_sane_health_check() {
+    let text = web_tier(
+        "[load_balancer]\ncertificate_arn = \"arn:aws:iam::1:server-certificate/x\"\n\n[load_balancer.health_check]\npath = \"health\"\ninterval = 10\ntimeout = 10\nmatcher = \"ok\"\n",
+    );
+    let diags = problems(&text);
+    let fields: Vec<&str> = diags.iter().map(|d| d.field.as_str()).collect();
+    assert_eq!(
+        fields,
+        [
+            "load_balancer",
+            "load_balancer.certificate_arn",
+            "load_balancer.health_check.path",
+            "load_balancer.health_check.timeout",
+            "load_balancer.health_check.matcher"
+        ],
+        "{}",
+        render(&diags)
+    );
+    check(&diags[0], "load_balancer", 23, 1, &["no [web]"]);
+    check(&diags[1], "load_balancer.certificate_arn", 24, 19, &["ACM certificate ARN"]);
+    check(&diags[3], "load_balancer.health_check.timeout", 29, 11, &["shorter than the interval"]);
+    check(&diags[4], "load_balancer.health_check.matcher", 30, 11, &["200-299"]);
+}
+
+#[test]
+fn dns_checks_the_zone_name_the_record_names_and_needs_a_load_balancer_for_records() {
+    let diags = problems(&with("[dns]\nzone = \"not a domain\"\nrecords = [\"apex\", \"mail\", \"apex\"]\n"));
+    let fields: Vec<&str> = diags.iter().map(|d| d.field.as_str()).collect();
+    assert_eq!(fields, ["dns.zone", "dns.records", "dns.records[1]", "dns.records[2]"], "{}", render(&diags));
+    check(&diags[0], "dns.zone", 18, 8, &["example.com"]);
+    check(&diags[1], "dns.records", 19, 11, &["no [load_balancer]", "records = []"]);
+    check(&diags[2], "dns.records[1]", 19, 20, &["\"mail\"", "\"www\""]);
+    check(&diags[3], "dns.records[2]", 19, 28, &["twice"]);
+    let stack = ok(&with("[dns]\nzone = \"Shop.Example.COM.\"\nrecords = []\ncreate_zone = false\n"));
+    let dns = stack.dns.unwrap();
+    assert_eq!((dns.zone.as_str(), dns.create_zone, dns.records.len()), ("shop.example.com", false, 0));
+}
+
+#[test]
+fn nat_needs_the_internet_gateway_and_the_private_default_route() {
+    let text = edit("cidr = \"10.0.0.0/16\"", "cidr = \"10.0.0.0/16\"\ninternet_gateway = false\nnat = \"single\"");
+    let diags = problems(&text);
+    let fields: Vec<&str> = diags.iter().map(|d| d.field.as_str()).collect();
+    assert_eq!(fields, ["network.nat", "network.nat"], "{}", render(&diags));
+    assert!(diags[0].message.contains("internet_gateway is false"), "{}", diags[0]);
+    assert!(diags[1].message.contains("tier = \"private\""), "{}", diags[1]);
+    let d = one(&edit("cidr = \"10.0.0.0/16\"", "cidr = \"10.0.0.0/16\"\nnat = \"always\""));
+    check(&d, "network.nat", 7, 7, &["\"none\"", "\"single\"", "\"per_zone\""]);
 }
