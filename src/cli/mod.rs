@@ -61,6 +61,8 @@ pub enum Command {
     Unlock(UnlockArgs),
     /// List every resource the stack owns in live AWS (address, region, id, state), without planning.
     Show(ShowArgs),
+    /// Print what the stack offers once applied: site URL, load balancer DNS name, name servers, instance ids.
+    Output(OutputArgs),
     /// Adopt an existing resource (made by hand) as ADDRESS of the stack: give it the stack's ownership tags.
     Import(ImportArgs),
 }
@@ -153,6 +155,16 @@ pub struct ShowArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct OutputArgs {
+    #[command(flatten)]
+    pub file: FileArgs,
+    /// Print the outputs as one JSON object (`site_url`, `load_balancer_dns_name`, `hosted_zone_id`,
+    /// `name_servers`, `instances`, `missing`).
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
 pub struct ImportArgs {
     #[command(flatten)]
     pub file: FileArgs,
@@ -168,6 +180,7 @@ impl Cli {
             Command::Plan(a) => a.json,
             Command::Apply(a) | Command::Destroy(a) => a.json,
             Command::Show(a) => a.json,
+            Command::Output(a) => a.json,
             Command::Validate(_) | Command::Unlock(_) | Command::Import(_) => false,
         };
         Ui::new(json, self.global.no_color)
@@ -242,6 +255,15 @@ pub async fn run(cli: Cli, ui: Ui) -> Result<ExitCode, Error> {
                 ui.warn(w);
             }
             ui.show(&inventory);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Output(args) => {
+            let (stack, cloud) = connect(&settings, &args.file.file).await?;
+            let inventory = plan::inventory::inventory(resources::REGISTRY, &cloud, &stack).await?;
+            for w in &inventory.warnings {
+                ui.warn(w);
+            }
+            ui.outputs(&stack.name, &plan::outputs::Outputs::of(&stack, &inventory));
             Ok(ExitCode::SUCCESS)
         }
         Command::Import(args) => import(&settings, &args, ui).await,

@@ -20,6 +20,9 @@ pub struct Owned {
     /// It carries the stack tag but no valid address tag (made by hand?); never in the spec.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub stray: bool,
+    /// What others may refer to (a DNS name, name servers): `webscale output` reads them. Not part of `show`.
+    #[serde(skip)]
+    pub outputs: resources::Attrs,
 }
 
 #[derive(Debug, Clone)]
@@ -29,6 +32,8 @@ pub struct Inventory {
     pub account: Option<String>,
     /// In the kinds' order (a VPC before what is in it), then by region, address and id.
     pub resources: Vec<Owned>,
+    /// What the stack uses but does not own (an adopted hosted zone, an AMI from a parameter), as found.
+    pub lookups: Vec<Owned>,
     /// How many resources the spec declares that do not exist (yet).
     pub missing: usize,
     /// Kinds that could not be read (see `read::read_live`).
@@ -55,18 +60,18 @@ pub async fn inventory(
     let declared: HashSet<Key> = desired.iter().filter(|d| !lookup(&d.address)).map(|d| d.key()).collect();
     let found: HashSet<Key> = live.iter().map(|l| l.key()).collect();
     let rank = |a: &Address| kinds.iter().position(|k| k.name() == a.kind()).unwrap_or(usize::MAX);
-    let mut owned: Vec<Owned> = live
-        .into_iter()
-        .filter(|l| !lookup(&l.address))
-        .map(|l| Owned {
-            in_spec: declared.contains(&l.key()),
-            stray: l.address.name().starts_with(resources::STRAY),
-            state: l.pending.clone().unwrap_or_else(|| "ready".to_string()),
-            address: l.address,
-            region: l.region,
-            id: l.id,
-        })
-        .collect();
+    let (lookups, live): (Vec<_>, Vec<_>) = live.into_iter().partition(|l| lookup(&l.address));
+    let as_owned = |l: resources::Live| Owned {
+        in_spec: declared.contains(&l.key()),
+        stray: l.address.name().starts_with(resources::STRAY),
+        state: l.pending.clone().unwrap_or_else(|| "ready".to_string()),
+        address: l.address,
+        region: l.region,
+        id: l.id,
+        outputs: l.outputs,
+    };
+    let mut owned: Vec<Owned> = live.into_iter().map(as_owned).collect();
+    let lookups: Vec<Owned> = lookups.into_iter().map(as_owned).collect();
     owned.sort_by(|a, b| {
         (rank(&a.address), &a.region, &a.address, &a.id).cmp(&(rank(&b.address), &b.region, &b.address, &b.id))
     });
@@ -75,6 +80,7 @@ pub async fn inventory(
         region: stack.region.clone(),
         account,
         resources: owned,
+        lookups,
         missing: declared.difference(&found).count(),
         warnings,
     })

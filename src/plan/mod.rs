@@ -3,6 +3,7 @@
 
 pub mod diff;
 pub mod inventory;
+pub mod outputs;
 pub mod read;
 pub mod select;
 

@@ -1,0 +1,88 @@
+//! `webscale output`: what a user needs once the stack is up (where the site answers, the load balancer's DNS
+//! name, the name servers to give the domain's registrar, the instance ids), taken from live AWS through the same
+//! reads as `show`. Nothing is stored between runs, so these are always the current values.
+
+use serde::Serialize;
+use serde_json::Value;
+
+use super::inventory::Inventory;
+use crate::spec::Stack;
+
+/// The stack's outputs. A value is `None` (JSON `null`) when the stack does not declare the resource behind it,
+/// or it does not exist yet; `missing` then says how many declared resources are still to be created.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Outputs {
+    /// Where a browser reaches the site: the zone's apex (or www) name when DNS is declared, else the load
+    /// balancer's own name; https when a certificate is given.
+    pub site_url: Option<String>,
+    pub load_balancer_dns_name: Option<String>,
+    /// The hosted zone (owned or adopted) and its name servers, which the domain's registrar must list.
+    pub hosted_zone_id: Option<String>,
+    pub name_servers: Vec<String>,
+    /// The web instances, in address order.
+    pub instances: Vec<Instance>,
+    /// Declared resources that do not exist yet (`webscale apply` creates them).
+    pub missing: usize,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Instance {
+    pub address: String,
+    pub id: String,
+    pub private_ip: Option<String>,
+    /// `ready`, or AWS's state while it is still changing (`pending`).
+    pub state: String,
+}
+
+impl Outputs {
+    pub fn of(stack: &Stack, inventory: &Inventory) -> Outputs {
+        // What the spec declares, and the lookups it uses (an adopted zone); never a leftover the next apply deletes.
+        let all = || inventory.resources.iter().filter(|o| o.in_spec).chain(&inventory.lookups);
+        let output = |kind: &str, key: &str| -> Option<Value> {
+            all().filter(|o| o.address.kind() == kind).find_map(|o| o.outputs.get(key).cloned())
+        };
+        let text = |kind: &str, key: &str| output(kind, key).and_then(|v| v.as_str().map(str::to_string));
+        let load_balancer_dns_name = text("load_balancer", "dns_name");
+        let zone = |key: &str| text("hosted_zone", key).or_else(|| text("dns_zone", key));
+        let hosted_zone_id = zone("zone_id");
+        let name_servers = output("hosted_zone", "name_servers")
+            .or_else(|| output("dns_zone", "name_servers"))
+            .and_then(|v| serde_json::from_value::<Vec<String>>(v).ok())
+            .unwrap_or_default();
+        let scheme = match stack.load_balancer.as_ref().and_then(|lb| lb.certificate_arn.as_ref()) {
+            Some(_) => "https",
+            None => "http",
+        };
+        // The zone's own name only once a record there points at the load balancer.
+        let named = stack.dns.as_ref().and_then(|dns| {
+            let record = dns.records.first()?;
+            let exists = inventory.resources.iter().any(|o| o.in_spec && o.address.kind().ends_with("record"));
+            exists.then(|| record.fqdn(&dns.zone))
+        });
+        let site_url = named.or_else(|| load_balancer_dns_name.clone()).map(|host| format!("{scheme}://{host}/"));
+        let mut instances: Vec<Instance> = inventory
+            .resources
+            .iter()
+            .filter(|o| o.in_spec && o.address.kind() == "instance")
+            .map(|o| Instance {
+                address: o.address.to_string(),
+                id: o.id.clone(),
+                private_ip: o.outputs.get("private_ip").and_then(Value::as_str).map(str::to_string),
+                state: o.state.clone(),
+            })
+            .collect();
+        // web_2 before web_10.
+        instances.sort_by_key(|i| {
+            let n = i.address.rsplit('_').next().and_then(|n| n.parse::<u64>().ok()).unwrap_or(u64::MAX);
+            (n, i.address.clone())
+        });
+        Outputs {
+            site_url,
+            load_balancer_dns_name,
+            hosted_zone_id,
+            name_servers,
+            instances,
+            missing: inventory.missing,
+        }
+    }
+}

@@ -1,0 +1,100 @@
+//! `webscale output`: the stack's outputs as aligned lines for a person, or one JSON object for a script.
+
+use super::Ui;
+use crate::plan::outputs::Outputs;
+
+impl Ui {
+    pub fn outputs(&self, stack: &str, outputs: &Outputs) {
+        if self.json {
+            self.out(&serde_json::to_string_pretty(outputs).unwrap_or_default());
+        } else {
+            self.out(&outputs_text(stack, outputs));
+        }
+    }
+}
+
+/// The text of `output`: one `name  value` line per output that has a value, then what to do next.
+pub fn outputs_text(stack: &str, o: &Outputs) -> String {
+    let mut rows: Vec<(&str, String)> = Vec::new();
+    if let Some(url) = &o.site_url {
+        rows.push(("site_url", url.clone()));
+    }
+    if let Some(dns) = &o.load_balancer_dns_name {
+        rows.push(("load_balancer_dns_name", dns.clone()));
+    }
+    if let Some(zone) = &o.hosted_zone_id {
+        rows.push(("hosted_zone_id", zone.clone()));
+    }
+    if !o.name_servers.is_empty() {
+        rows.push(("name_servers", o.name_servers.join(" ")));
+    }
+    if !o.instances.is_empty() {
+        rows.push(("instance_ids", o.instances.iter().map(|i| i.id.as_str()).collect::<Vec<_>>().join(" ")));
+    }
+    if rows.is_empty() && o.missing == 0 {
+        return format!("Stack {stack} has no outputs: it declares no web tier, load balancer or DNS.");
+    }
+    let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+    let mut out = format!("Stack {stack} outputs:");
+    for (k, v) in &rows {
+        out.push_str(&format!("\n  {k:width$}  {v}"));
+    }
+    if !o.name_servers.is_empty() {
+        out.push_str("\n\nThe zone answers once the domain's registrar (or parent zone) lists these name servers.");
+    }
+    if o.missing > 0 {
+        let m = o.missing;
+        out.push_str(&format!(
+            "\n\n{m} resource{} the spec declares {} not exist yet: run `webscale apply` for the missing outputs.",
+            if m == 1 { "" } else { "s" },
+            if m == 1 { "does" } else { "do" }
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::outputs::Instance;
+
+    fn outputs() -> Outputs {
+        Outputs {
+            site_url: Some("http://shop.example.com/".into()),
+            load_balancer_dns_name: Some("shop-web-1.us-east-1.elb.amazonaws.com".into()),
+            hosted_zone_id: Some("Z123".into()),
+            name_servers: vec!["ns-1.awsdns-01.org".into(), "ns-2.awsdns-02.com".into()],
+            instances: vec![Instance {
+                address: "instance.web_1".into(),
+                id: "i-1".into(),
+                private_ip: Some("10.0.10.5".into()),
+                state: "ready".into(),
+            }],
+            missing: 0,
+        }
+    }
+
+    #[test]
+    fn text_aligns_every_output_and_says_what_the_name_servers_are_for() {
+        let text = outputs_text("shop", &outputs());
+        assert_eq!(
+            text,
+            "Stack shop outputs:\n  site_url                http://shop.example.com/\n  load_balancer_dns_name  shop-web-1.us-east-1.elb.amazonaws.com\n  hosted_zone_id          Z123\n  name_servers            ns-1.awsdns-01.org ns-2.awsdns-02.com\n  instance_ids            i-1\n\nThe zone answers once the domain's registrar (or parent zone) lists these name servers."
+        );
+    }
+
+    #[test]
+    fn missing_resources_are_named_and_an_empty_stack_says_why_there_is_nothing() {
+        let none = Outputs {
+            site_url: None,
+            load_balancer_dns_name: None,
+            hosted_zone_id: None,
+            name_servers: vec![],
+            instances: vec![],
+            missing: 0,
+        };
+        assert!(outputs_text("net", &none).contains("declares no web tier"));
+        let text = outputs_text("shop", &Outputs { missing: 3, ..none });
+        assert!(text.contains("3 resources the spec declares do not exist yet"), "{text}");
+    }
+}
