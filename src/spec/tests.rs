@@ -155,7 +155,10 @@ fn reference_template_parses_into_the_documented_stack() {
     let web = stack.web.as_ref().expect("[web]");
     assert_eq!((web.count, web.instance_type.as_str(), web.security_group.as_str()), (2, "t3.micro", "web"));
     assert_eq!(web.ami, Ami::Parameter("/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64".into()));
-    assert!(web.user_data.starts_with("#!/bin/bash") && web.user_data.contains("/health"), "user data read from the file");
+    assert!(
+        web.user_data.starts_with("#!/bin/bash") && web.user_data.contains("/health"),
+        "user data read from the file"
+    );
     let lb = stack.load_balancer.as_ref().expect("[load_balancer]");
     assert_eq!((lb.security_group.as_str(), lb.certificate_arn.as_deref(), lb.target_port), ("lb", None, 80));
     assert_eq!(lb.health_check.path, "/health");
@@ -1077,12 +1080,11 @@ fn ignore_tags_takes_keys_and_prefixes_but_never_webscales_own_or_the_stacks() {
 
 /// Groups `lb` and `web` for the web-tier tests, appended to `BASE` (line 17 on), then `extra` (line 23 on).
 fn web_tier(extra: &str) -> String {
-    with(&format!(
-        "[security_groups.lb]\ningress = []\n\n[security_groups.web]\ningress = []\n\n{extra}"
-    ))
+    with(&format!("[security_groups.lb]\ningress = []\n\n[security_groups.web]\ningress = []\n\n{extra}"))
 }
 
-const WEB: &str = "[web]\ninstance_type = \"t3.micro\"\nami = \"ami-0123456789abcdef0\"\nuser_data = \"web/user-data.sh\"\n";
+const WEB: &str =
+    "[web]\ninstance_type = \"t3.micro\"\nami = \"ami-0123456789abcdef0\"\nuser_data = \"web/user-data.sh\"\n";
 
 #[test]
 fn web_defaults_two_instances_in_the_web_group_with_an_8_gib_root_volume() {
