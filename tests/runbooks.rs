@@ -1,0 +1,81 @@
+//! The ops runbooks (`docs/runbooks/*.md`) are run as written: every ```console block's `$ command` lines are
+//! executed by trycmd against the emulator and their output compared with what the page shows (`[..]` and `...`
+//! stand for ids and long stretches), so a runbook that stops working fails CI.
+//!
+//! The runbooks are written for an operator in a folder holding the stack file (`webscale.toml`, a copy of
+//! `templates/webscale.toml`, and its `web/` folder). The test gives each page such a folder: it copies the page
+//! into a scratch directory next to a fresh `PAGE.in/` copy of the templates, which trycmd runs the page's
+//! commands in. The pages run one after another on one stack (a roll needs the first deployment), the reference
+//! stack's own name, which no other test uses; it is destroyed before (a leftover of an earlier run) and after.
+
+use std::path::Path;
+
+use crate::support::{self, Engine, repo, webscale};
+
+/// In the order an operator meets them: each page starts where the one before left the stack.
+const RUNBOOKS: &[&str] = &["first-deployment", "roll-web-ami"];
+
+#[test]
+fn runbooks_run_as_written() {
+    if support::engine() == Engine::LocalStack {
+        // The runbooks bring up the load balancer, which the free LocalStack edition does not serve.
+        println!("SKIPPED: the runbooks need ELBv2, which LocalStack's free edition does not serve");
+        return;
+    }
+    let scratch = tempfile::tempdir().expect("scratch dir");
+    let stack_file = |page: &str| scratch.path().join(format!("{page}.in/webscale.toml"));
+    for page in RUNBOOKS {
+        let dir = scratch.path().join(format!("{page}.in"));
+        copy_dir(&repo().join("templates"), &dir);
+        std::fs::copy(repo().join(format!("docs/runbooks/{page}.md")), scratch.path().join(format!("{page}.md")))
+            .expect("copy the runbook");
+    }
+    let destroy = || webscale(&["destroy", "--auto-approve", "-f", stack_file(RUNBOOKS[0]).to_str().unwrap()]);
+    destroy().success();
+    let _cleanup = Defer(|| {
+        let _ = destroy();
+    });
+    for page in RUNBOOKS {
+        trycmd::TestCases::new()
+            .register_bin("webscale", env!("CARGO_BIN_EXE_webscale"))
+            .register_bin("sed", which("sed"))
+            .env("AWS_ENDPOINT_URL", support::endpoint())
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("AWS_REGION", support::REGION)
+            .env("NO_COLOR", "1")
+            .case(scratch.path().join(format!("{page}.md")))
+            .run();
+    }
+}
+
+/// Runs its closure when dropped, also when a page failed.
+struct Defer<F: FnMut()>(F);
+
+impl<F: FnMut()> Drop for Defer<F> {
+    fn drop(&mut self) {
+        (self.0)()
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("create dir");
+    for entry in std::fs::read_dir(from).expect("read dir") {
+        let entry = entry.expect("dir entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("file type").is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).expect("copy file");
+        }
+    }
+}
+
+/// A program's path (runbooks edit the stack file with sed, as an operator would).
+fn which(program: &str) -> std::path::PathBuf {
+    ["/usr/bin", "/bin"]
+        .iter()
+        .map(|d| Path::new(d).join(program))
+        .find(|p| p.exists())
+        .unwrap_or_else(|| panic!("{program} not found in /usr/bin or /bin"))
+}
