@@ -37,7 +37,7 @@ fn runbooks_run_as_written() {
     });
     for page in RUNBOOKS {
         trycmd::TestCases::new()
-            .register_bin("webscale", env!("CARGO_BIN_EXE_webscale"))
+            .register_bin("webscale", Path::new(env!("CARGO_BIN_EXE_webscale")))
             .register_bin("sed", which("sed"))
             .env("AWS_ENDPOINT_URL", support::endpoint())
             .env("AWS_ACCESS_KEY_ID", "test")
