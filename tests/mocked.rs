@@ -523,8 +523,12 @@ async fn a_plan_reads_each_kind_with_one_describe_call_per_page() {
     assert_eq!(
         ops,
         vec![
+            // No Elastic IP (nat = "none"): one call; DescribeAddresses has no pages.
+            "describe_addresses",
             // No gateway: one (empty) page.
             "describe_internet_gateways",
+            // No NAT gateway: one (empty) page.
+            "describe_nat_gateways",
             // acl-private (the default ACL carries no tags).
             "describe_network_acls",
             // No route table of the stack's (the main one carries no tags).

@@ -711,12 +711,15 @@ pub(crate) mod tests {
             actions(&p),
             vec![
                 ("subnet.public_a".to_string(), Action::Replace(ReplaceOrder::DeleteFirst)),
+                // The NAT gateway sits in that subnet, and the private tier routes through it.
+                ("nat_gateway.a".to_string(), Action::Replace(ReplaceOrder::DeleteFirst)),
                 ("route_table.public".to_string(), Action::Update),
                 ("network_acl.public".to_string(), Action::Update),
+                ("route_table.private".to_string(), Action::Update),
             ],
-            "the private tier and the other zone are untouched"
+            "the rest of the private tier and the other zone are untouched"
         );
-        assert_eq!(p.summary, Summary { change: 2, replace: 1, unchanged: p.changes.len() - 3, ..Summary::default() });
+        assert_eq!(p.summary, Summary { change: 3, replace: 2, unchanged: p.changes.len() - 5, ..Summary::default() });
     }
 
     #[test]
@@ -751,8 +754,11 @@ pub(crate) mod tests {
         let rules = change(&p, "security_group_rules.web");
         assert_eq!(rules.action, Action::Replace(ReplaceOrder::DeleteFirst));
         assert_eq!(rules.reason.as_deref(), Some("group forces replacement (security_group.web is replaced)"));
-        assert_eq!(p.summary.add + p.summary.destroy + p.summary.unchanged + p.summary.change, 0);
-        assert_eq!(p.summary.replace, p.changes.len());
+        // Everything but the NAT gateway's Elastic IP, which belongs to no VPC.
+        assert_eq!(p.summary.add + p.summary.destroy + p.summary.change, 0);
+        assert_eq!(p.summary.unchanged, 1);
+        assert_eq!(change(&p, "elastic_ip.nat_a").action, Action::NoOp);
+        assert_eq!(p.summary.replace, p.changes.len() - 1);
         // And the plan can be carried out: its operations have an order.
         crate::apply::check(resources::REGISTRY, &p).expect("a VPC replacement must not be a dependency cycle");
     }

@@ -234,8 +234,12 @@ mod tests {
         let desired = reference_desired();
         let mut plan = diff("s", "us-east-1", vec![], mirror(&desired)).unwrap();
         restrict(REGISTRY, &mut plan, &["subnet.public_a".to_string()]);
-        assert_eq!(addresses(&plan), vec!["network_acl.public", "route_table.public", "subnet.public_a"]);
-        assert_eq!(plan.summary.destroy, 3);
+        // The NAT gateway in it goes too, and so does the private route table that routes through the gateway.
+        assert_eq!(
+            addresses(&plan),
+            vec!["nat_gateway.a", "network_acl.public", "route_table.private", "route_table.public", "subnet.public_a"]
+        );
+        assert_eq!(plan.summary.destroy, 5);
 
         // Rules naming the web group are revoked first (rule sets refer to it), and so is its own rule set.
         let mut plan = diff("s", "us-east-1", vec![], mirror(&desired)).unwrap();

@@ -11,7 +11,9 @@
 mod context;
 mod ec2_dependents;
 mod ec2_tags;
+pub mod elastic_ip;
 pub mod internet_gateway;
+pub mod nat_gateway;
 pub mod network_acl;
 pub mod route_table;
 mod schema;
@@ -43,6 +45,8 @@ pub static REGISTRY: &[&dyn Kind] = &[
     &vpc::Vpc,
     &internet_gateway::InternetGateway,
     &subnet::Subnet,
+    &elastic_ip::ElasticIp,
+    &nat_gateway::NatGateway,
     &route_table::RouteTable,
     &security_group::SecurityGroup,
     &security_group_rules::SecurityGroupRules,

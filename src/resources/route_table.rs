@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use super::ec2_tags::{self, describe_owned, desired_tags, id_ref, tag_spec};
 use super::{Address, Attr, Created, Desired, Kind, Live, Op, ReadCtx, reference};
 use crate::aws::{CallExt, Cloud, CloudError};
-use crate::spec::{RouteTarget, Stack};
+use crate::spec::{Nat, RouteTarget, Stack, Tier};
 
 pub struct RouteTable;
 
@@ -113,34 +113,45 @@ impl Kind for RouteTable {
         "route_table"
     }
 
+    /// One table per `[network.route_tables]` entry, holding its tier's subnets. With NAT gateways (`[network]
+    /// nat`) the private tier's tables also send their default route to one: `single` keeps one private table
+    /// routing to the one gateway; `per_zone` needs a table per zone (`route_table.private_a`, ...), each holding
+    /// that zone's private subnet and routing to that zone's gateway, since a table has one route per destination.
     fn desired(&self, stack: &Stack) -> Vec<Desired> {
-        stack
-            .network
-            .route_tables
-            .iter()
-            .map(|rt| {
+        let mut out = Vec::new();
+        for rt in &stack.network.route_tables {
+            let routes: Vec<Value> = rt
+                .routes
+                .iter()
+                .map(|r| {
+                    let target = match r.target {
+                        RouteTarget::InternetGateway => super::internet_gateway::address(),
+                    };
+                    json!({ "destination": r.destination.to_string(), "target": reference(&target) })
+                })
+                .collect();
+            let egress = |zone: &str| {
+                let nat = (rt.tier == Tier::Private).then(|| super::nat_gateway::serving(stack, zone)).flatten();
+                // The spec refuses a private table with a default route of its own when nat is on.
+                nat.map(|gateway| json!({ "destination": "0.0.0.0/0", "target": reference(&gateway) }))
+            };
+            if rt.tier == Tier::Private && stack.network.nat == Nat::PerZone {
+                for zone in &stack.network.zones {
+                    let address = Address::new(self.name(), &format!("{}_{}", rt.name, zone.name));
+                    let routes = routes.iter().cloned().chain(egress(&zone.name)).collect();
+                    let subnets = vec![reference(&super::subnet::address(rt.tier, &zone.name))];
+                    out.push(table(stack, address, routes, subnets));
+                }
+            } else {
                 let address = Address::new(self.name(), &rt.name);
-                let routes: Vec<Value> = rt
-                    .routes
-                    .iter()
-                    .map(|r| {
-                        let target = match r.target {
-                            RouteTarget::InternetGateway => super::internet_gateway::address(),
-                        };
-                        json!({ "destination": r.destination.to_string(), "target": reference(&target) })
-                    })
-                    .collect();
-                let subnets: Vec<Value> =
+                let first = stack.network.zones.first().map(|z| z.name.as_str()).unwrap_or_default();
+                let routes = routes.iter().cloned().chain(egress(first)).collect();
+                let subnets =
                     stack.network.zones.iter().map(|z| reference(&super::subnet::address(rt.tier, &z.name))).collect();
-                let attrs = json!({
-                    "vpc": reference(&super::vpc::address()),
-                    "routes": routes,
-                    "subnets": subnets,
-                    "tags": desired_tags(stack, &address),
-                });
-                Desired::in_home_region(stack, address, &attrs)
-            })
-            .collect()
+                out.push(table(stack, address, routes, subnets));
+            }
+        }
+        out
     }
 
     fn schema(&self) -> &'static [Attr] {
@@ -233,6 +244,26 @@ impl Kind for RouteTable {
     }
 }
 
+fn table(stack: &Stack, address: Address, routes: Vec<Value>, subnets: Vec<Value>) -> Desired {
+    let attrs = json!({
+        "vpc": reference(&super::vpc::address()),
+        "routes": routes,
+        "subnets": subnets,
+        "tags": desired_tags(stack, &address),
+    });
+    Desired::in_home_region(stack, address, &attrs)
+}
+
+/// The request field a route target's id goes in: NAT gateways (`nat-...`) have their own, NatGatewayId; internet
+/// gateways go in GatewayId. AWS takes a NAT gateway in GatewayId too, but reports it back under NatGatewayId.
+fn nat_gateway_id(target: &str) -> Option<String> {
+    target.starts_with("nat-").then(|| target.to_string())
+}
+
+fn gateway_id(target: &str) -> Option<String> {
+    (!target.starts_with("nat-")).then(|| target.to_string())
+}
+
 /// Makes the table's routes `want`. New and retargeted routes go in before stale ones come out, so traffic moving
 /// from one destination to another always has a route.
 async fn sync_routes(
@@ -245,7 +276,7 @@ async fn sync_routes(
     let ec2 = cloud.ec2(region)?;
     for new in want.iter().filter(|w| !have.contains(w)) {
         let destination = Destination::of(&new.destination);
-        // Only internet gateways are route targets so far; `gateway_id` also covers virtual private gateways.
+        // Internet and NAT gateways are the route targets so far (see `gateway_id`).
         let target = new
             .target
             .as_deref()
@@ -256,7 +287,8 @@ async fn sync_routes(
                 .set_destination_cidr_block(destination.ipv4())
                 .set_destination_ipv6_cidr_block(destination.ipv6())
                 .set_destination_prefix_list_id(destination.prefix_list())
-                .gateway_id(target)
+                .set_gateway_id(gateway_id(target))
+                .set_nat_gateway_id(nat_gateway_id(target))
                 .send()
                 .await
                 .call("ReplaceRoute")?;
@@ -267,7 +299,8 @@ async fn sync_routes(
                 .set_destination_cidr_block(destination.ipv4())
                 .set_destination_ipv6_cidr_block(destination.ipv6())
                 .set_destination_prefix_list_id(destination.prefix_list())
-                .gateway_id(target)
+                .set_gateway_id(gateway_id(target))
+                .set_nat_gateway_id(nat_gateway_id(target))
                 .send()
                 .await
                 .call("CreateRoute");

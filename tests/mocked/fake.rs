@@ -41,6 +41,7 @@
 //!   NextToken honoured on the next request, so a read that drops NextToken loses resources in these tests. Real
 //!   AWS pages when a request sets MaxResults; without it the answer is whole (but may time out or be throttled on a
 //!   big account), and the fake answers every other describe whole, as the one-off lookups by `vpc-id` expect.
+//! - NAT gateways and Elastic IPs are not modeled: the worlds hold none, and their describes answer empty.
 //! - Listings are oldest first (AWS promises no order; see [`World::oldest_first`]).
 //! - What a create made just now may be left out of the next tag-filtered describes ([`Fault::AnswerLost`]): AWS's
 //!   reads are eventually consistent.
@@ -294,6 +295,8 @@ impl Fake {
             serve!(describe_security_groups),
             serve!(describe_network_acls),
             serve!(describe_network_interfaces),
+            serve!(describe_nat_gateways),
+            serve!(describe_addresses),
             serve!(create_subnet),
             serve!(delete_subnet),
             serve!(delete_vpc),
@@ -816,6 +819,30 @@ impl World {
             .set_network_interfaces(Some(enis))
             .build();
         self.record("DescribeNetworkInterfaces", "", vec![], MockResponse::Output(out))
+    }
+
+    /// The worlds hold no NAT gateways (their specs leave `nat` at "none"), so the NAT kinds' tag-filtered reads
+    /// find nothing: one page, like any empty listing.
+    pub(super) fn describe_nat_gateways(
+        &mut self,
+        req: &op::describe_nat_gateways::DescribeNatGatewaysInput,
+    ) -> MockResponse<
+        op::describe_nat_gateways::DescribeNatGatewaysOutput,
+        op::describe_nat_gateways::DescribeNatGatewaysError,
+    > {
+        assert!(req.next_token().is_none(), "DescribeNatGateways was sent a NextToken it never issued");
+        let out = op::describe_nat_gateways::DescribeNatGatewaysOutput::builder().set_nat_gateways(Some(vec![])).build();
+        self.record("DescribeNatGateways", "", vec![], MockResponse::Output(out))
+    }
+
+    /// Nor Elastic IPs. DescribeAddresses has no pagination: AWS answers every match at once.
+    pub(super) fn describe_addresses(
+        &mut self,
+        _req: &op::describe_addresses::DescribeAddressesInput,
+    ) -> MockResponse<op::describe_addresses::DescribeAddressesOutput, op::describe_addresses::DescribeAddressesError>
+    {
+        let out = op::describe_addresses::DescribeAddressesOutput::builder().set_addresses(Some(vec![])).build();
+        self.record("DescribeAddresses", "", vec![], MockResponse::Output(out))
     }
 
     pub(super) fn describe_vpcs(
