@@ -326,7 +326,14 @@ impl CloudError {
             || c.ends_with("AlreadyExists")
             || c.ends_with("AlreadyExistsException")
             || c.ends_with("AlreadyExistsFault")
-            || matches!(c, "EntityAlreadyExists" | "BucketAlreadyOwnedByYou" | "DuplicateLoadBalancerName")
+            || matches!(
+                c,
+                "EntityAlreadyExists"
+                    | "BucketAlreadyOwnedByYou"
+                    | "DuplicateLoadBalancerName"
+                    | "DuplicateTargetGroupName"
+                    | "DuplicateListener"
+            )
     }
 
     /// Something still uses the resource; often clears by itself (ENIs draining).

@@ -11,8 +11,11 @@
 mod context;
 mod ec2_dependents;
 mod ec2_tags;
+mod elb_tags;
 pub mod elastic_ip;
 pub mod internet_gateway;
+pub mod listener;
+pub mod load_balancer;
 pub mod nat_gateway;
 pub mod network_acl;
 pub mod route_table;
@@ -20,6 +23,7 @@ mod schema;
 pub mod security_group;
 pub mod security_group_rules;
 pub mod subnet;
+pub mod target_group;
 pub mod tags;
 pub mod vpc;
 
