@@ -9,15 +9,19 @@
 //!   attributes into typed structs and never deal with addresses.
 
 mod context;
+pub mod dns_record;
+pub mod dns_zone;
 mod ec2_dependents;
 mod ec2_tags;
 mod elb_tags;
 pub mod elastic_ip;
+pub mod hosted_zone;
 pub mod internet_gateway;
 pub mod listener;
 pub mod load_balancer;
 pub mod nat_gateway;
 pub mod network_acl;
+pub mod route53;
 pub mod route_table;
 mod schema;
 pub mod security_group;
