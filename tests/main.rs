@@ -9,6 +9,7 @@
 mod cli;
 mod emulator;
 mod engine;
+mod load_balancer;
 mod lock;
 mod lost_answer;
 mod mocked;
