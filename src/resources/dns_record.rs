@@ -16,6 +16,7 @@ use aws_sdk_route53::types::{
 use serde::Deserialize;
 use serde_json::json;
 
+use super::load_balancer;
 use super::route53::{self, ALIAS_TYPES, Owner};
 use super::{
     Address, Attr, Created, Desired, GLOBAL, Kind, Live, Op, Progress, ReadCtx, Scope, Timeouts, cloud_id,
@@ -25,11 +26,6 @@ use crate::aws::{CallExt, Cloud, CloudError};
 use crate::spec::{RecordName, Stack};
 
 pub struct DnsRecord;
-
-/// The load balancer the records alias.
-pub fn load_balancer() -> Address {
-    Address::new("load_balancer", "web")
-}
 
 pub fn address(record: RecordName) -> Address {
     Address::new("dns_record", record.as_str())
@@ -92,8 +88,8 @@ impl Kind for DnsRecord {
                     "zone": reference(&zone),
                     "name": r.fqdn(&dns.zone),
                     "types": types,
-                    "alias_dns_name": output_reference(&load_balancer(), "dns_name"),
-                    "alias_zone_id": output_reference(&load_balancer(), "canonical_hosted_zone_id"),
+                    "alias_dns_name": output_reference(&load_balancer::address(), load_balancer::DNS_NAME),
+                    "alias_zone_id": output_reference(&load_balancer::address(), load_balancer::CANONICAL_HOSTED_ZONE_ID),
                     // Route 53 answers only while the load balancer has a healthy target somewhere.
                     "evaluate_target_health": true,
                 });

@@ -8,6 +8,7 @@
 //! - before calling a kind to act, the engine resolves both forms to plain id strings, so kinds deserialize their
 //!   attributes into typed structs and never deal with addresses.
 
+pub mod ami;
 mod context;
 pub mod dns_record;
 pub mod dns_zone;
@@ -16,6 +17,7 @@ mod ec2_tags;
 mod elb_tags;
 pub mod elastic_ip;
 pub mod hosted_zone;
+pub mod instance;
 pub mod internet_gateway;
 pub mod listener;
 pub mod load_balancer;
@@ -59,6 +61,9 @@ pub static REGISTRY: &[&dyn Kind] = &[
     &security_group::SecurityGroup,
     &security_group_rules::SecurityGroupRules,
     &network_acl::NetworkAcl,
+    &ami::Ami,
+    &instance::Instance,
+    &hosted_zone::HostedZone,
 ];
 
 /// The kinds a plan or apply runs over.
