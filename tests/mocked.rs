@@ -732,7 +732,34 @@ pub(crate) fn unused_clients() -> Clients {
         .endpoint_url("http://127.0.0.1:9")
         .credentials_provider(SharedCredentialsProvider::new(Credentials::new("test", "test", None, None, "test")))
         .retry_config(RetryConfig::disabled())
-        .http_client(create_mock_http_client())
+        .http_client(unserved())
         .build();
     Clients::new(&config, REGION)
+}
+
+/// An HTTP client that answers every call the way an endpoint without the service does (501 NotImplemented, in
+/// the XML body the query and REST-XML services read and the header the JSON ones read): a plan then reads kinds
+/// of those services as unserved, which is only a warning while the spec declares none of them. Never leaves the
+/// process.
+fn unserved() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
+    use aws_smithy_runtime_api::client::http::{
+        HttpConnector, HttpConnectorFuture, SharedHttpConnector, http_client_fn,
+    };
+    use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
+    #[derive(Debug)]
+    struct Unserved;
+    impl HttpConnector for Unserved {
+        fn call(&self, _: HttpRequest) -> HttpConnectorFuture {
+            let body = "<ErrorResponse><Error><Type>Sender</Type><Code>NotImplemented</Code>\
+                        <Message>not served in this test</Message></Error><RequestId>0</RequestId></ErrorResponse>";
+            let mut response = aws_smithy_runtime_api::http::Response::new(
+                aws_smithy_runtime_api::http::StatusCode::try_from(501).expect("a valid status"),
+                aws_smithy_types::body::SdkBody::from(body),
+            );
+            response.headers_mut().insert("content-type", "text/xml");
+            response.headers_mut().insert("x-amzn-errortype", "NotImplemented");
+            HttpConnectorFuture::ready(Ok(response))
+        }
+    }
+    http_client_fn(|_, _| SharedHttpConnector::new(Unserved))
 }
