@@ -709,3 +709,16 @@ async fn a_plan_reads_the_load_balancer_tier_with_a_fixed_number_of_calls() {
         ]
     );
 }
+
+/// An endpoint that does not serve ELBv2 (LocalStack's free edition) while the spec declares no load balancer: the
+/// plan warns and goes on.
+#[tokio::test]
+async fn a_stack_without_a_load_balancer_plans_where_elbv2_is_not_served() {
+    let cloud = Cloud::from_clients(STACK, REGION, unused_clients(), fast());
+    let kinds: &[&dyn Kind] = &[&LoadBalancer, &TargetGroup, &Listener];
+    let plan = plan::build_with(kinds, &cloud, &stack(), Mode::Apply).await.unwrap_or_else(|e| panic!("{e}"));
+    assert!(plan.changes.is_empty());
+    let mut warned: Vec<&str> = plan.warnings.iter().filter_map(|w| w.split_once(" in us-east-1 not checked (elasticloadbalancing says").map(|(what, _)| what)).collect();
+    warned.sort();
+    assert_eq!(warned, ["listeners", "load balancers", "target groups"], "{:#?}", plan.warnings);
+}
