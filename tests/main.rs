@@ -13,6 +13,7 @@ mod load_balancer;
 mod lock;
 mod lost_answer;
 mod mocked;
+mod nat;
 mod ownership;
 mod proxy;
 mod replace;

@@ -68,6 +68,7 @@ pub async fn strangers_in_vpc(
             call.send().await.call("DescribeNetworkInterfaces")
         },
     )?;
+    let nat = nat_interfaces(ctx, region, "vpc-id", vpc).await?;
     let mut out = Vec::new();
     for s in subnets.subnets().iter().filter(|s| !ours(s.tags(), stack)) {
         out.push(named(s.subnet_id().unwrap_or("?"), "subnet", s.tags()));
@@ -85,7 +86,8 @@ pub async fn strangers_in_vpc(
     for a in acls.network_acls().iter().filter(|a| a.is_default() != Some(true) && !ours(a.tags(), stack)) {
         out.push(named(a.network_acl_id().unwrap_or("?"), "network ACL", a.tags()));
     }
-    out.extend(interfaces.network_interfaces().iter().filter(|n| stuck(n, owned)).map(interface_text));
+    let strange = |n: &&NetworkInterface| stuck(n, owned) && !n.network_interface_id().is_some_and(|i| nat.contains(i));
+    out.extend(interfaces.network_interfaces().iter().filter(strange).map(interface_text));
     Ok(out)
 }
 
@@ -101,7 +103,31 @@ pub async fn strangers_in(
     let ec2 = ctx.cloud.ec2(region)?;
     let out =
         ec2.describe_network_interfaces().filters(by(filter, id)).send().await.call("DescribeNetworkInterfaces")?;
-    Ok(out.network_interfaces().iter().filter(|n| stuck(n, owned)).map(interface_text).collect())
+    let nat = nat_interfaces(ctx, region, filter, id).await?;
+    let strange = |n: &&NetworkInterface| stuck(n, owned) && !n.network_interface_id().is_some_and(|i| nat.contains(i));
+    Ok(out.network_interfaces().iter().filter(strange).map(interface_text).collect())
+}
+
+/// The interfaces that the stack's NAT gateways (in any state) hold where `filter` (`subnet-id`, `vpc-id`) = `id`:
+/// they go with their gateway, as an owned instance's go with the instance. AWS marks them requester-managed,
+/// which [`stuck`] already lets through; the emulator (moto) does not, and keeps them after the gateway is
+/// deleted. One describe call (the stack tag checked here: moto ignores tag filters on it).
+async fn nat_interfaces(
+    ctx: &ReadCtx<'_>,
+    region: &str,
+    filter: &str,
+    id: &str,
+) -> Result<HashSet<String>, CloudError> {
+    let ec2 = ctx.cloud.ec2(region)?;
+    let out = ec2.describe_nat_gateways().filter(by(filter, id)).send().await.call("DescribeNatGateways")?;
+    Ok(out
+        .nat_gateways()
+        .iter()
+        .filter(|g| ours(g.tags(), ctx.cloud.stack()))
+        .flat_map(|g| g.nat_gateway_addresses())
+        .filter_map(|a| a.network_interface_id())
+        .map(str::to_string)
+        .collect())
 }
 
 /// The network interfaces matching `filter` (`vpc-id`, `subnet-id`, `group-id`) = `id`, described for a person;

@@ -91,7 +91,8 @@ impl Kind for ElasticIp {
             .send()
             .await
             .call("AllocateAddress")?;
-        let id = out.allocation_id().ok_or_else(|| CloudError::internal("AllocateAddress returned no allocation id"))?;
+        let id =
+            out.allocation_id().ok_or_else(|| CloudError::internal("AllocateAddress returned no allocation id"))?;
         let mut created = Created::from(id.to_string());
         if let Some(ip) = out.public_ip() {
             created.outputs.insert("public_ip".into(), json!(ip));

@@ -18,7 +18,7 @@ use aws_smithy_runtime_api::client::waiters::error::WaiterError;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::ec2_tags::{self, desired_tags, id_ref, owned_filters, tag_spec};
+use super::ec2_tags::{self, TAG_ADDRESS, TAG_STACK, desired_tags, id_ref, owned_filters, tag_spec};
 use super::{Address, Attr, Created, Desired, Kind, Live, Op, Progress, ReadCtx, Timeouts, reference};
 use crate::apply::Phase;
 use crate::aws::{CallExt, Cloud, CloudError};
@@ -92,8 +92,11 @@ impl Kind for NatGateway {
 
     /// A gateway's subnet and primary address are fixed at creation.
     fn schema(&self) -> &'static [Attr] {
-        const SCHEMA: &[Attr] =
-            &[Attr::new("subnet").forces_replacement(), Attr::new("elastic_ip").forces_replacement(), Attr::new("tags")];
+        const SCHEMA: &[Attr] = &[
+            Attr::new("subnet").forces_replacement(),
+            Attr::new("elastic_ip").forces_replacement(),
+            Attr::new("tags"),
+        ];
         SCHEMA
     }
 
@@ -118,6 +121,10 @@ impl Kind for NatGateway {
             .call("DescribeNatGateways")?;
         Ok(gateways
             .iter()
+            // The filter again, on our side: moto ignores tag filters on this call and lists every stack's
+            // gateways, which would otherwise be taken for this stack's.
+            .filter(|g| carries(g.tags(), TAG_STACK, ctx.cloud.stack()))
+            .filter(|g| ctx.only.is_none_or(|a| carries(g.tags(), TAG_ADDRESS, a.as_str())))
             // Going or gone: no longer a gateway of the stack (a new one at the same address may be needed).
             .filter(|g| !is_gone_state(g.state()))
             .filter_map(|g| {
@@ -161,7 +168,8 @@ impl Kind for NatGateway {
                 .send()
                 .await
                 .call("CreateNatGateway")?;
-            let gateway = out.nat_gateway().ok_or_else(|| CloudError::internal("CreateNatGateway returned no gateway"))?;
+            let gateway =
+                out.nat_gateway().ok_or_else(|| CloudError::internal("CreateNatGateway returned no gateway"))?;
             let id = gateway
                 .nat_gateway_id()
                 .ok_or_else(|| CloudError::internal("CreateNatGateway returned no gateway id"))?
@@ -230,6 +238,10 @@ impl Kind for NatGateway {
         })
         .await
     }
+}
+
+fn carries(tags: &[aws_sdk_ec2::types::Tag], key: &str, value: &str) -> bool {
+    tags.iter().any(|t| t.key() == Some(key) && t.value() == Some(value))
 }
 
 fn is_gone_state(state: Option<&NatGatewayState>) -> bool {
