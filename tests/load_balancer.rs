@@ -36,9 +36,7 @@ use webscale::plan::{self, Action as PlanAction, Mode};
 use webscale::resources::listener::Listener;
 use webscale::resources::load_balancer::LoadBalancer;
 use webscale::resources::target_group::TargetGroup;
-use webscale::resources::{
-    Address, Attr, Created, Desired, Kind, Live, Op, Progress, ReadCtx, ReplaceOrder, Timeouts,
-};
+use webscale::resources::{Address, Attr, Created, Desired, Kind, Live, Op, Progress, ReadCtx, ReplaceOrder, Timeouts};
 use webscale::spec::{self, RegionChoice, Stack};
 
 use crate::mocked::{fast, unused_clients};
@@ -46,7 +44,8 @@ use crate::support::{self, TestStack};
 
 const REGION: &str = "us-east-1";
 const STACK: &str = "mocked";
-const LB_ARN: &str = "arn:aws:elasticloadbalancing:us-east-1:123456789012:loadbalancer/app/mocked-web-1/50dc6c495c0c9188";
+const LB_ARN: &str =
+    "arn:aws:elasticloadbalancing:us-east-1:123456789012:loadbalancer/app/mocked-web-1/50dc6c495c0c9188";
 
 // =====================================================================================================================
 // Emulator
@@ -89,7 +88,9 @@ async fn owned(elb: &Elb, stack: &str) -> (Vec<AwsLb>, Vec<AwsTg>) {
     let tgs = elb.describe_target_groups().send().await.unwrap().target_groups().to_vec();
     let arns = lbs.iter().filter_map(|l| l.load_balancer_arn()).chain(tgs.iter().filter_map(|t| t.target_group_arn()));
     let tags = tags(elb, arns.map(str::to_string).collect()).await;
-    let ours = |arn: Option<&str>| tags.get(arn.unwrap()).and_then(|t| t.get("webscale:stack")).map(String::as_str) == Some(stack);
+    let ours = |arn: Option<&str>| {
+        tags.get(arn.unwrap()).and_then(|t| t.get("webscale:stack")).map(String::as_str) == Some(stack)
+    };
     (
         lbs.into_iter().filter(|l| ours(l.load_balancer_arn())).collect(),
         tgs.into_iter().filter(|t| ours(t.target_group_arn())).collect(),
@@ -112,7 +113,9 @@ async fn instances(ec2: &aws_sdk_ec2::Client, stack: &str) -> Vec<String> {
         .reservations()
         .iter()
         .flat_map(|r| r.instances())
-        .filter(|i| !matches!(i.state().and_then(|s| s.name()).map(|n| n.as_str()), Some("terminated" | "shutting-down")))
+        .filter(|i| {
+            !matches!(i.state().and_then(|s| s.name()).map(|n| n.as_str()), Some("terminated" | "shutting-down"))
+        })
         .map(|i| i.instance_id().unwrap().to_string())
         .collect();
     ids.sort();
@@ -202,7 +205,9 @@ async fn load_balancer_forwards_to_every_instance_and_changes_without_losing_its
 
     // Tags on all three, given in their create calls.
     let all_tags = tags(&elb, vec![lb_arn.into(), tg_arn.into(), http.listener_arn().unwrap().into()]).await;
-    for (arn, address) in [(lb_arn, "load_balancer.web"), (tg_arn, "target_group.web"), (http.listener_arn().unwrap(), "listener.http")] {
+    for (arn, address) in
+        [(lb_arn, "load_balancer.web"), (tg_arn, "target_group.web"), (http.listener_arn().unwrap(), "listener.http")]
+    {
         let t = &all_tags[arn];
         assert_eq!(t.get("webscale:stack"), Some(&stack.name), "{address}");
         assert_eq!(t.get("webscale:address").map(String::as_str), Some(address));
@@ -275,7 +280,8 @@ async fn load_balancer_forwards_to_every_instance_and_changes_without_losing_its
 
 /// An ELBv2 client answered by `rules` only.
 fn mocked_elb(rules: &[&Rule]) -> Elb {
-    let interceptor = rules.iter().fold(MockResponseInterceptor::new().rule_mode(RuleMode::MatchAny), |i, r| i.with_rule(r));
+    let interceptor =
+        rules.iter().fold(MockResponseInterceptor::new().rule_mode(RuleMode::MatchAny), |i, r| i.with_rule(r));
     Elb::from_conf(
         elbv2::Config::builder()
             .behavior_version_latest()
@@ -341,7 +347,11 @@ fn balancers(state: LoadBalancerStateEnum) -> op::describe_load_balancers::Descr
 /// DescribeTags answering every ARN asked: the stack's ownership tags for those `ours` says, nothing for others.
 fn describe_tags(ours: fn(&str) -> Option<&'static str>) -> Rule {
     mock!(Elb::describe_tags).then_compute_output(move |input| {
-        assert!(input.resource_arns().len() <= 20, "DescribeTags takes at most 20 ARNs: {}", input.resource_arns().len());
+        assert!(
+            input.resource_arns().len() <= 20,
+            "DescribeTags takes at most 20 ARNs: {}",
+            input.resource_arns().len()
+        );
         let descriptions = input.resource_arns().iter().map(|arn| {
             let tags = ours(arn).map(ownership).unwrap_or_default();
             TagDescription::builder().resource_arn(arn).set_tags(Some(tags)).build()
@@ -586,7 +596,10 @@ async fn new_targets_are_healthy_before_the_old_ones_are_deregistered() {
     let cloud = cloud_with(mocked_elb(&[&register, &deregister, &describe]));
     let address = Address::new("target_group", "web");
     let changed = ["targets".to_string()];
-    let op = Op { id: Some(TG_ARN), ..an_op(&address, Some(group_attrs(&["i-new"])), Some(group_attrs(&["i-old"])), &changed) };
+    let op = Op {
+        id: Some(TG_ARN),
+        ..an_op(&address, Some(group_attrs(&["i-new"])), Some(group_attrs(&["i-old"])), &changed)
+    };
 
     TargetGroup.update(&cloud, &op).await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(*log.lock().unwrap(), ["RegisterTargets i-new"], "the update registers the new target only");
@@ -633,7 +646,9 @@ async fn a_plan_reads_the_load_balancer_tier_with_a_fixed_number_of_calls() {
                 .matcher(Matcher::builder().http_code("200").build())
                 .build()
         });
-        op::describe_target_groups::DescribeTargetGroupsOutput::builder().set_target_groups(Some(groups.collect())).build()
+        op::describe_target_groups::DescribeTargetGroupsOutput::builder()
+            .set_target_groups(Some(groups.collect()))
+            .build()
     });
     // Ours: the load balancer, target groups g0..g2, both listeners.
     let tags = describe_tags(|arn| {
@@ -670,7 +685,10 @@ async fn a_plan_reads_the_load_balancer_tier_with_a_fixed_number_of_calls() {
                 .default_actions(Action::builder().r#type(ActionTypeEnum::Forward).target_group_arn("tg").build())
                 .build()
         };
-        op::describe_listeners::DescribeListenersOutput::builder().listeners(listener(80)).listeners(listener(443)).build()
+        op::describe_listeners::DescribeListenersOutput::builder()
+            .listeners(listener(80))
+            .listeners(listener(443))
+            .build()
     });
     let rules = [&lbs, &tgs, &tags, &targets, &attributes, &listeners];
     let cloud = cloud_with(mocked_elb(&rules));
@@ -718,7 +736,11 @@ async fn a_stack_without_a_load_balancer_plans_where_elbv2_is_not_served() {
     let kinds: &[&dyn Kind] = &[&LoadBalancer, &TargetGroup, &Listener];
     let plan = plan::build_with(kinds, &cloud, &stack(), Mode::Apply).await.unwrap_or_else(|e| panic!("{e}"));
     assert!(plan.changes.is_empty());
-    let mut warned: Vec<&str> = plan.warnings.iter().filter_map(|w| w.split_once(" in us-east-1 not checked (elasticloadbalancing says").map(|(what, _)| what)).collect();
+    let mut warned: Vec<&str> = plan
+        .warnings
+        .iter()
+        .filter_map(|w| w.split_once(" in us-east-1 not checked (elasticloadbalancing says").map(|(what, _)| what))
+        .collect();
     warned.sort();
     assert_eq!(warned, ["listeners", "load balancers", "target groups"], "{:#?}", plan.warnings);
 }

@@ -137,7 +137,8 @@ pub async fn sync_tags(cloud: &Cloud, region: &str, arn: &str, want: &Tags, have
     if !stale.is_empty() {
         elb.remove_tags().resource_arns(arn).set_tag_keys(Some(stale)).send().await.call("RemoveTags")?;
     }
-    let missing: Tags = want.iter().filter(|(k, v)| have.get(*k) != Some(v)).map(|(k, v)| (k.clone(), v.clone())).collect();
+    let missing: Tags =
+        want.iter().filter(|(k, v)| have.get(*k) != Some(v)).map(|(k, v)| (k.clone(), v.clone())).collect();
     if !missing.is_empty() {
         elb.add_tags().resource_arns(arn).set_tags(Some(tag_list(&missing))).send().await.call("AddTags")?;
     }

@@ -85,7 +85,8 @@ impl Kind for Listener {
         match &lb.certificate_arn {
             None => vec![listener(http(), 80, "HTTP", vec![], &forward)],
             Some(certificate) => {
-                let redirect = json!({ "type": "redirect", "protocol": "HTTPS", "port": "443", "status_code": "HTTP_301" });
+                let redirect =
+                    json!({ "type": "redirect", "protocol": "HTTPS", "port": "443", "status_code": "HTTP_301" });
                 let mut plain = listener(http(), 80, "HTTP", vec![], &redirect);
                 // Redirect only once HTTPS answers.
                 plain.depends_on.push(https());
@@ -197,7 +198,8 @@ impl Kind for Listener {
 
 fn certificates(arns: &[String]) -> Option<Vec<Certificate>> {
     let unique: BTreeSet<&String> = arns.iter().collect();
-    (!unique.is_empty()).then(|| unique.into_iter().map(|a| Certificate::builder().certificate_arn(a).build()).collect())
+    (!unique.is_empty())
+        .then(|| unique.into_iter().map(|a| Certificate::builder().certificate_arn(a).build()).collect())
 }
 
 fn aws_action(action: &DefaultAction) -> Action {
@@ -233,7 +235,9 @@ fn live_action(a: &Action) -> Value {
             };
             match groups.as_slice() {
                 [one] => json!({ "type": "forward", "target_group": cloud_id(*one) }),
-                _ => json!({ "type": "forward", "target_groups": groups.iter().map(|g| cloud_id(*g)).collect::<Vec<_>>() }),
+                _ => {
+                    json!({ "type": "forward", "target_groups": groups.iter().map(|g| cloud_id(*g)).collect::<Vec<_>>() })
+                }
             }
         }
         Some(ActionTypeEnum::Redirect) => {

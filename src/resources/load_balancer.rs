@@ -182,7 +182,8 @@ impl Kind for LoadBalancer {
     async fn delete(&self, cloud: &Cloud, op: &Op<'_>) -> Result<(), CloudError> {
         // Its listeners go with it. Its network interfaces drain for a few minutes more: the deletes of the
         // security group and subnets retry DependencyViolation meanwhile.
-        let result = elb_tags::client(cloud, op.region)?.delete_load_balancer().load_balancer_arn(op.id()?).send().await;
+        let result =
+            elb_tags::client(cloud, op.region)?.delete_load_balancer().load_balancer_arn(op.id()?).send().await;
         super::gone_ok(result.call("DeleteLoadBalancer"))
     }
 

@@ -282,12 +282,7 @@ impl Kind for TargetGroup {
             (_, None) => None,
         };
         let elb = elb_tags::client(cloud, op.region)?;
-        let health = elb
-            .describe_target_health()
-            .target_group_arn(id)
-            .send()
-            .await
-            .call("DescribeTargetHealth")?;
+        let health = elb.describe_target_health().target_group_arn(id).send().await.call("DescribeTargetHealth")?;
         let healthy_first = match &wanted {
             Some(w) => w.clone(),
             None => states(health.target_health_descriptions(), |s| *s == TargetHealthStateEnum::Initial),
