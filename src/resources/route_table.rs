@@ -393,10 +393,66 @@ async fn sync_subnets(
 
 #[cfg(test)]
 mod tests {
-    use aws_sdk_ec2::types::{Route, RouteOrigin};
-    use serde_json::json;
+    use std::path::Path;
 
-    use super::{Destination, live_route};
+    use aws_sdk_ec2::types::{Route, RouteOrigin};
+    use serde_json::{Value, json};
+
+    use super::{Destination, RouteTable, live_route};
+    use crate::resources::Kind;
+
+    /// The reference stack's route tables with `nat = "<nat>"`: address -> (routes, subnets).
+    fn tables(nat: &str) -> Vec<(String, Value, Value)> {
+        let file = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/templates/webscale.toml"));
+        let text = std::fs::read_to_string(file).expect("reference template");
+        let text = text.replacen("nat = \"single\"", &format!("nat = \"{nat}\""), 1);
+        let stack = crate::spec::parse(Path::new("templates/webscale.toml"), &text, &Default::default())
+            .unwrap_or_else(|e| panic!("{e}"));
+        RouteTable
+            .desired(&stack)
+            .into_iter()
+            .map(|d| (d.address.to_string(), d.attrs["routes"].clone(), d.attrs["subnets"].clone()))
+            .collect()
+    }
+
+    fn refs(addresses: &[&str]) -> Value {
+        Value::Array(addresses.iter().map(|a| json!({ "ref": a })).collect())
+    }
+
+    fn default_route(to: &str) -> Value {
+        json!([{ "destination": "0.0.0.0/0", "target": { "ref": to } }])
+    }
+
+    /// Without NAT the tables are what they were before NAT existed: a stack applied then plans no changes.
+    #[test]
+    fn without_nat_the_private_table_has_no_route_and_both_subnets() {
+        let private = tables("none").into_iter().find(|t| t.0 == "route_table.private").expect("one private table");
+        assert_eq!(private.1, json!([]));
+        assert_eq!(private.2, refs(&["subnet.private_a", "subnet.private_b"]));
+        assert_eq!(tables("none").len(), 2);
+    }
+
+    #[test]
+    fn one_nat_gateway_serves_the_one_private_table() {
+        let t = tables("single");
+        let addresses: Vec<&str> = t.iter().map(|t| t.0.as_str()).collect();
+        assert_eq!(addresses, ["route_table.private", "route_table.public"]);
+        assert_eq!(t[0].1, default_route("nat_gateway.a"), "the first zone's gateway");
+        assert_eq!(t[0].2, refs(&["subnet.private_a", "subnet.private_b"]));
+        assert_eq!(t[1].1, default_route("internet_gateway.main"), "public: unchanged");
+    }
+
+    /// A table has one route per destination, so each zone's private subnet needs a table of its own to reach its
+    /// own zone's gateway.
+    #[test]
+    fn per_zone_nat_splits_the_private_table_by_zone() {
+        let t = tables("per_zone");
+        let addresses: Vec<&str> = t.iter().map(|t| t.0.as_str()).collect();
+        assert_eq!(addresses, ["route_table.private_a", "route_table.private_b", "route_table.public"]);
+        assert_eq!((&t[0].1, &t[0].2), (&default_route("nat_gateway.a"), &refs(&["subnet.private_a"])));
+        assert_eq!((&t[1].1, &t[1].2), (&default_route("nat_gateway.b"), &refs(&["subnet.private_b"])));
+        assert_eq!(t[2].2, refs(&["subnet.public_a", "subnet.public_b"]));
+    }
 
     fn created() -> aws_sdk_ec2::types::builders::RouteBuilder {
         Route::builder().origin(RouteOrigin::CreateRoute)
@@ -486,6 +542,13 @@ mod tests {
         for route in ignored {
             assert_eq!(live_route(&route), None, "{route:?}");
         }
+    }
+
+    /// AWS accepts a NAT gateway in GatewayId but reports it under NatGatewayId: sent there, it reads back alike.
+    #[test]
+    fn a_target_is_sent_in_the_field_of_its_kind() {
+        assert_eq!((super::gateway_id("igw-1"), super::nat_gateway_id("igw-1")), (Some("igw-1".into()), None));
+        assert_eq!((super::gateway_id("nat-1"), super::nat_gateway_id("nat-1")), (None, Some("nat-1".into())));
     }
 
     #[test]
