@@ -525,6 +525,8 @@ async fn a_plan_reads_each_kind_with_one_describe_call_per_page() {
         vec![
             // No Elastic IP (nat = "none"): one call; DescribeAddresses has no pages.
             "describe_addresses",
+            // No web instance: one (empty) page, and no DescribeVolumes (asked only for instances found).
+            "describe_instances",
             // No gateway: one (empty) page.
             "describe_internet_gateways",
             // No NAT gateway: one (empty) page.

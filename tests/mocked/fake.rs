@@ -42,6 +42,7 @@
 //!   AWS pages when a request sets MaxResults; without it the answer is whole (but may time out or be throttled on a
 //!   big account), and the fake answers every other describe whole, as the one-off lookups by `vpc-id` expect.
 //! - NAT gateways and Elastic IPs are not modeled: the worlds hold none, and their describes answer empty.
+//! - Nor are instances and volumes (the instance kind's tests have their own fake).
 //! - Listings are oldest first (AWS promises no order; see [`World::oldest_first`]).
 //! - What a create made just now may be left out of the next tag-filtered describes ([`Fault::AnswerLost`]): AWS's
 //!   reads are eventually consistent.
@@ -297,6 +298,8 @@ impl Fake {
             serve!(describe_network_interfaces),
             serve!(describe_nat_gateways),
             serve!(describe_addresses),
+            serve!(describe_instances),
+            serve!(describe_volumes),
             serve!(create_subnet),
             serve!(delete_subnet),
             serve!(delete_vpc),
@@ -843,6 +846,36 @@ impl World {
     {
         let out = op::describe_addresses::DescribeAddressesOutput::builder().set_addresses(Some(vec![])).build();
         self.record("DescribeAddresses", "", vec![], MockResponse::Output(out))
+    }
+
+    /// The worlds hold no instances (their specs have no `[web]`; the instance kind's own tests use a fake of
+    /// their own, tests/web_instances.rs): the instance kind's tag-filtered read finds none, one page. Only the
+    /// filters that read sends are accepted.
+    pub(super) fn describe_instances(
+        &mut self,
+        req: &op::describe_instances::DescribeInstancesInput,
+    ) -> MockResponse<op::describe_instances::DescribeInstancesOutput, op::describe_instances::DescribeInstancesError>
+    {
+        assert!(req.next_token().is_none(), "DescribeInstances was sent a NextToken it never issued");
+        for f in req.filters() {
+            let name = f.name().unwrap_or_default();
+            assert!(
+                name.starts_with("tag:") || name == "instance-state-name",
+                "the fake EC2 does not model the describe filter {name:?} here"
+            );
+        }
+        let out = op::describe_instances::DescribeInstancesOutput::builder().set_reservations(Some(vec![])).build();
+        self.record("DescribeInstances", "", vec![], MockResponse::Output(out))
+    }
+
+    /// Nor volumes (the instance kind asks only when it found an instance).
+    pub(super) fn describe_volumes(
+        &mut self,
+        req: &op::describe_volumes::DescribeVolumesInput,
+    ) -> MockResponse<op::describe_volumes::DescribeVolumesOutput, op::describe_volumes::DescribeVolumesError> {
+        assert!(req.next_token().is_none(), "DescribeVolumes was sent a NextToken it never issued");
+        let out = op::describe_volumes::DescribeVolumesOutput::builder().set_volumes(Some(vec![])).build();
+        self.record("DescribeVolumes", "", vec![], MockResponse::Output(out))
     }
 
     pub(super) fn describe_vpcs(
