@@ -134,7 +134,7 @@ async fn apply_builds_the_network_tier_plan_is_then_empty_and_destroy_removes_on
             .routes()
             .iter()
             .filter(|r| r.gateway_id() != Some("local"))
-            .map(|r| (r.destination_cidr_block(), r.gateway_id()))
+            .map(|r| (r.destination_cidr_block(), r.gateway_id().or(r.nat_gateway_id())))
             .collect();
         match address {
             "route_table.public" => {
@@ -142,8 +142,18 @@ async fn apply_builds_the_network_tier_plan_is_then_empty_and_destroy_removes_on
                 assert_eq!(routes, vec![(Some("0.0.0.0/0"), Some(igw_id))]);
             }
             "route_table.private" => {
+                // Egress only, through the stack's one NAT gateway (`nat = "single"`), never the internet gateway.
                 assert_eq!(associated, private);
-                assert!(routes.is_empty(), "private subnets must not route to the internet: {routes:?}");
+                let nat = ec2.describe_nat_gateways().filter(owned(&stack.name)).send().await.unwrap();
+                let nat: Vec<&str> = nat
+                    .nat_gateways()
+                    .iter()
+                    .filter(|g| g.state().is_some_and(|s| s.as_str() == "available"))
+                    .filter(|g| tag(g.tags(), "webscale:stack") == Some(stack.name.as_str()))
+                    .filter_map(|g| g.nat_gateway_id())
+                    .collect();
+                assert_eq!(nat.len(), 1, "one NAT gateway: {nat:?}");
+                assert_eq!(routes, vec![(Some("0.0.0.0/0"), Some(nat[0]))]);
             }
             other => panic!("unexpected route table {other}"),
         }
