@@ -509,7 +509,7 @@ pub(crate) mod tests {
 
     use super::*;
     use crate::plan::{Change, Summary};
-    use crate::resources::{Attrs, ReplaceOrder, as_reference, cloud_id};
+    use crate::resources::{Attrs, ReplaceOrder, cloud_id};
     use crate::spec::RegionChoice;
 
     /// The desired resources of `templates/webscale.toml`.
@@ -559,19 +559,46 @@ pub(crate) mod tests {
     }
 
     fn mirror_with(desired: &[Desired], scrambled: bool) -> Vec<Live> {
+        // An output reference reads as a fake value of that output (`ami.web`'s `image_id`), which the referenced
+        // resource reports among its outputs.
+        let fake_output = |r: &Ref| format!("{}-{}", fake_id(desired, &r.address), r.output.as_deref().unwrap_or(""));
+        let mut outputs: HashMap<Address, Attrs> = HashMap::new();
+        for v in desired.iter().flat_map(|d| d.attrs.values()) {
+            rewrite(v, &mut |x| {
+                let r = as_ref(x).filter(|r| r.output.is_some())?;
+                let value = Value::String(fake_output(&r));
+                outputs.entry(r.address.clone()).or_default().insert(r.output.clone().unwrap_or_default(), value);
+                Some(x.clone())
+            });
+        }
         desired
             .iter()
             .map(|d| {
+                let schema = resources::kind(d.address.kind()).map_or(&[][..], |k| k.schema());
                 let attrs = d
                     .attrs
                     .iter()
                     .map(|(k, v)| {
-                        let ids = rewrite(v, &mut |x| as_reference(x).map(|a| cloud_id(fake_id(desired, &a))));
+                        let ids = rewrite(v, &mut |x| {
+                            let r = as_ref(x)?;
+                            Some(match r.output {
+                                Some(_) => Value::String(fake_output(&r)),
+                                None => cloud_id(fake_id(desired, &r.address)),
+                            })
+                        });
+                        // A write-only value reads back as the digest the kind keeps on the resource.
+                        let ids = if rules(schema, k).write_only {
+                            Value::String(secret_digest("webscale", d, ids))
+                        } else {
+                            ids
+                        };
                         (k.clone(), if scrambled { scramble(&ids) } else { ids })
                     })
                     .collect::<Attrs>();
                 let attrs = if scrambled { attrs.into_iter().rev().collect() } else { attrs };
-                Live::new(d.address.clone(), &d.region, fake_id(desired, &d.address), attrs)
+                let mut live = Live::new(d.address.clone(), &d.region, fake_id(desired, &d.address), attrs);
+                live.outputs = outputs.get(&d.address).cloned().unwrap_or_default();
+                live
             })
             .collect()
     }
@@ -593,6 +620,26 @@ pub(crate) mod tests {
         diff("webscale", "us-east-1", desired, live).expect("a plan")
     }
 
+    /// A lookup (`ami.web`): found at plan time, never the stack's, so never counted in a plan's summary.
+    fn is_lookup(a: &Address) -> bool {
+        resources::kind(a.kind()).is_some_and(|k| k.is_lookup())
+    }
+
+    /// The live state of a stack not built yet: only what it looks up (the AMI) exists.
+    pub(crate) fn fresh(desired: &[Desired]) -> Vec<Live> {
+        mirror(desired).into_iter().filter(|l| is_lookup(&l.address)).collect()
+    }
+
+    /// How many of `desired` the stack owns (lookups left out).
+    fn owned(desired: &[Desired]) -> usize {
+        desired.iter().filter(|d| !is_lookup(&d.address)).count()
+    }
+
+    /// The plan's changes of resources the stack owns.
+    fn owned_changes(p: &Plan) -> usize {
+        p.changes.iter().filter(|c| !c.lookup).count()
+    }
+
     fn actions(plan: &Plan) -> Vec<(String, Action)> {
         plan.changes.iter().filter(|c| c.action != Action::NoOp).map(|c| (c.address.to_string(), c.action)).collect()
     }
@@ -608,11 +655,17 @@ pub(crate) mod tests {
     #[test]
     fn no_live_state_creates_everything_in_dependency_order() {
         let desired = reference_desired();
-        let n = desired.len();
-        let p = plan(desired.clone(), vec![]);
+        let n = owned(&desired);
+        // Nothing of the stack exists; what it looks up (the AMI) does.
+        let p = plan(desired.clone(), fresh(&desired));
 
-        assert_eq!(p.changes.len(), n);
-        assert!(p.changes.iter().all(|c| c.action == Action::Create && c.id.is_none() && c.reason.is_none()));
+        assert_eq!(owned_changes(&p), n);
+        assert!(
+            p.changes
+                .iter()
+                .filter(|c| !c.lookup)
+                .all(|c| c.action == Action::Create && c.id.is_none() && c.reason.is_none())
+        );
         assert!(p.has_changes());
         assert_eq!(p.summary, Summary { add: n, ..Summary::default() });
 
@@ -666,7 +719,7 @@ pub(crate) mod tests {
     #[test]
     fn live_matching_the_spec_is_all_noop() {
         let desired = reference_desired();
-        let n = desired.len();
+        let n = owned(&desired);
         let p = plan(desired.clone(), mirror(&desired));
         assert_eq!(actions(&p), vec![], "nothing to do");
         assert!(!p.has_changes());
@@ -719,7 +772,10 @@ pub(crate) mod tests {
             ],
             "the rest of the private tier and the other zone are untouched"
         );
-        assert_eq!(p.summary, Summary { change: 3, replace: 2, unchanged: p.changes.len() - 5, ..Summary::default() });
+        assert_eq!(
+            p.summary,
+            Summary { change: 3, replace: 2, unchanged: owned_changes(&p) - 5, ..Summary::default() }
+        );
     }
 
     #[test]
@@ -754,11 +810,14 @@ pub(crate) mod tests {
         let rules = change(&p, "security_group_rules.web");
         assert_eq!(rules.action, Action::Replace(ReplaceOrder::DeleteFirst));
         assert_eq!(rules.reason.as_deref(), Some("group forces replacement (security_group.web is replaced)"));
-        // Everything but the NAT gateway's Elastic IP, which belongs to no VPC.
+        // Everything but what belongs to no VPC: the NAT gateway's Elastic IP, the hosted zone (and the AMI looked
+        // up, which is not the stack's).
         assert_eq!(p.summary.add + p.summary.destroy + p.summary.change, 0);
-        assert_eq!(p.summary.unchanged, 1);
+        let unchanged: Vec<&str> =
+            p.changes.iter().filter(|c| c.action == Action::NoOp && !c.lookup).map(|c| c.address.as_str()).collect();
+        assert!(unchanged.iter().all(|a| ["elastic_ip.nat_a", "hosted_zone.main"].contains(a)), "{unchanged:?}");
         assert_eq!(change(&p, "elastic_ip.nat_a").action, Action::NoOp);
-        assert_eq!(p.summary.replace, p.changes.len() - 1);
+        assert_eq!(p.summary.replace, owned_changes(&p) - unchanged.len());
         // And the plan can be carried out: its operations have an order.
         crate::apply::check(resources::REGISTRY, &p).expect("a VPC replacement must not be a dependency cycle");
     }
@@ -787,7 +846,16 @@ pub(crate) mod tests {
         let db = change(&p, "security_group_rules.db");
         assert_eq!(db.action, Action::Update);
         assert_eq!(db.changed(), vec!["ingress"]);
-        assert_eq!(p.summary, Summary { change: 2, replace: 2, unchanged: p.changes.len() - 4, ..Summary::default() });
+        // The web instances move to the new group in place.
+        for instance in ["instance.web_1", "instance.web_2"] {
+            let c = change(&p, instance);
+            assert_eq!((c.action, c.changed()), (Action::Update, vec!["security_groups".to_string()]), "{instance}");
+            assert_eq!(attr(c, "security_groups").note.as_deref(), Some("security_group.web is replaced"));
+        }
+        assert_eq!(
+            p.summary,
+            Summary { change: 4, replace: 2, unchanged: owned_changes(&p) - 6, ..Summary::default() }
+        );
     }
 
     #[test]
@@ -860,7 +928,7 @@ pub(crate) mod tests {
     fn destroy_deletes_everything_the_stack_owns() {
         let desired = reference_desired();
         let live = mirror(&desired);
-        let n = live.len();
+        let n = owned(&desired);
         let p = plan(vec![], live);
         assert_eq!(p.summary, Summary { destroy: n, ..Summary::default() });
         assert!(p.changes.iter().all(|c| c.action == Action::Delete && c.reason.is_some() && c.id.is_some()));
@@ -888,7 +956,7 @@ pub(crate) mod tests {
         );
         assert_eq!(actions(&p), vec![("subnet.public_a".to_string(), Action::Delete)]);
         assert_eq!(p.summary.destroy, 1);
-        assert_eq!(p.summary.unchanged, p.changes.len() - 1);
+        assert_eq!(p.summary.unchanged, owned_changes(&p) - 1);
     }
 
     #[test]
@@ -952,7 +1020,13 @@ pub(crate) mod tests {
         let egress = attr(lb, "egress");
         assert_eq!(egress.before.as_ref().unwrap()[0]["security_group"], json!({ "id": old_id }));
         assert_eq!(change(&p, "security_group_rules.db").action, Action::Update);
-        assert_eq!(p.summary, Summary { change: 3, destroy: 2, unchanged: p.changes.len() - 5, ..Summary::default() });
+        // So are the web instances.
+        assert_eq!(change(&p, "instance.web_1").action, Action::Update);
+        assert_eq!(change(&p, "instance.web_2").action, Action::Update);
+        assert_eq!(
+            p.summary,
+            Summary { change: 5, destroy: 2, unchanged: owned_changes(&p) - 7, ..Summary::default() }
+        );
     }
 
     #[test]
@@ -996,7 +1070,7 @@ pub(crate) mod tests {
         live_attrs(&mut live, "vpc.main").insert("dns_hostnames".into(), json!(false)); // update
         live_attrs(&mut live, "security_group.db").insert("description".into(), json!("old")); // replace x2
         live.push(Live::new(addr("subnet.public_c"), "us-east-1", "subnet-0c", Attrs::new())); // delete
-        let n = desired.len();
+        let n = owned(&desired);
         let p = plan(desired, live);
         assert_eq!(p.summary, Summary { add: 1, change: 1, replace: 2, destroy: 1, unchanged: n - 4 });
         assert_eq!(p.summary, Plan::summarize(&p.changes));

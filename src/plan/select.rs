@@ -202,7 +202,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::plan::diff::tests::{mirror, reference_desired};
+    use crate::plan::diff::tests::{fresh, mirror, reference_desired};
     use crate::plan::diff::{REPLACE_REQUESTED, diff, diff_replacing};
     use crate::resources::{REGISTRY, ReplaceOrder};
 
@@ -214,14 +214,14 @@ mod tests {
 
     #[test]
     fn a_target_on_a_fresh_stack_brings_what_it_refers_to_and_nothing_else() {
-        let mut plan = diff("s", "us-east-1", reference_desired(), vec![]).unwrap();
+        let mut plan = diff("s", "us-east-1", reference_desired(), fresh(&reference_desired())).unwrap();
         restrict(REGISTRY, &mut plan, &["subnet.public_a".to_string()]);
         assert_eq!(addresses(&plan), vec!["subnet.public_a", "vpc.main"]);
         assert_eq!(plan.summary.add, 2);
         crate::apply::check(REGISTRY, &plan).expect("orderable");
 
         // A route table needs the gateway, the VPC and the subnets it is associated with.
-        let mut plan = diff("s", "us-east-1", reference_desired(), vec![]).unwrap();
+        let mut plan = diff("s", "us-east-1", reference_desired(), fresh(&reference_desired())).unwrap();
         restrict(REGISTRY, &mut plan, &["route_table.public".to_string()]);
         assert_eq!(
             addresses(&plan),
@@ -241,12 +241,15 @@ mod tests {
         );
         assert_eq!(plan.summary.destroy, 5);
 
-        // Rules naming the web group are revoked first (rule sets refer to it), and so is its own rule set.
+        // Rules naming the web group are revoked first (rule sets refer to it), and so is its own rule set; the
+        // instances in the group go first too.
         let mut plan = diff("s", "us-east-1", vec![], mirror(&desired)).unwrap();
         restrict(REGISTRY, &mut plan, &["security_group.web".to_string()]);
         assert_eq!(
             addresses(&plan),
             vec![
+                "instance.web_1",
+                "instance.web_2",
                 "security_group.web",
                 "security_group_rules.db",
                 "security_group_rules.lb",
@@ -260,7 +263,8 @@ mod tests {
         let desired = reference_desired();
         let live = mirror(&desired);
         let forced = HashSet::from([Address::parse("security_group.web").unwrap()]);
-        let plan = diff_replacing(REGISTRY, "s", "us-east-1", desired, live, &forced).unwrap();
+        // The stack the template names: write-only values (user data) are digested with it.
+        let plan = diff_replacing(REGISTRY, "webscale", "us-east-1", desired, live, &forced).unwrap();
         let web = plan.changes.iter().find(|c| c.address.as_str() == "security_group.web").unwrap();
         assert_eq!(web.action, Action::Replace(ReplaceOrder::CreateFirst));
         assert_eq!(web.reason.as_deref(), Some(REPLACE_REQUESTED));
@@ -268,12 +272,14 @@ mod tests {
             ("security_group_rules.web", Action::Replace(ReplaceOrder::CreateFirst)),
             ("security_group_rules.lb", Action::Update),
             ("security_group_rules.db", Action::Update),
+            ("instance.web_1", Action::Update),
+            ("instance.web_2", Action::Update),
         ] {
             let c = plan.changes.iter().find(|c| c.address.as_str() == address).unwrap();
             assert_eq!(c.action, action, "{address}");
         }
         assert_eq!(plan.summary.replace, 2);
-        assert_eq!(plan.summary.change, 2);
+        assert_eq!(plan.summary.change, 4);
         crate::apply::check(REGISTRY, &plan).expect("orderable");
     }
 

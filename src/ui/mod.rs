@@ -332,7 +332,7 @@ mod tests {
     use super::*;
     use crate::apply::OpReport;
     use crate::plan::diff;
-    use crate::plan::diff::tests::{mirror_in_order, reference_desired};
+    use crate::plan::diff::tests::{fresh, mirror_in_order, reference_desired};
 
     fn addr(s: &str) -> Address {
         Address::parse(s).unwrap()
@@ -378,9 +378,17 @@ mod tests {
         assert!(failed.get("id").is_none());
     }
 
+    /// The plan of a stack not built yet: every resource to create (the AMI it looks up left out).
+    fn fresh_plan() -> Plan {
+        let desired = reference_desired();
+        let mut plan = diff("webscale", "us-east-1", desired.clone(), fresh(&desired)).unwrap();
+        plan.changes.retain(|c| !c.lookup);
+        plan
+    }
+
     #[test]
     fn the_plan_line_carries_the_format_version_outside_and_inside() {
-        let plan = diff("webscale", "us-east-1", reference_desired(), vec![]).unwrap();
+        let plan = fresh_plan();
         let e = plan_line(&plan);
         assert_eq!((e["type"].as_str(), e["format_version"].as_u64()), (Some("plan"), Some(2)));
         assert_eq!(e["plan"]["format_version"], FORMAT_VERSION);
@@ -389,7 +397,7 @@ mod tests {
 
     #[test]
     fn the_result_line_speaks_both_vocabularies_with_the_same_numbers() {
-        let plan = diff("webscale", "us-east-1", reference_desired(), vec![]).unwrap();
+        let plan = fresh_plan();
         let mut report = Report::default();
         for (i, c) in plan.changes.iter().enumerate() {
             let result = match i {

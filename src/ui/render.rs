@@ -253,7 +253,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::plan::diff::tests::{live_attrs, mirror_in_order, reference_desired};
+    use crate::plan::diff::tests::{fresh, live_attrs, mirror_in_order, reference_desired};
     use crate::plan::{Plan, diff};
     use crate::resources::{Address, Live};
 
@@ -272,7 +272,7 @@ mod tests {
 
     #[test]
     fn create_everything() {
-        let p = diff("webscale", "us-east-1", reference_desired(), vec![]).unwrap();
+        let p = diff("webscale", "us-east-1", reference_desired(), fresh(&reference_desired())).unwrap();
         insta::assert_snapshot!(text(&p));
     }
 
@@ -393,7 +393,7 @@ mod tests {
             "\x1b[33m~\x1b[0m \x1b[1mroute_table.public\x1b[0m",
             "\x1b[32m+\x1b[0m \x1b[1mnetwork_acl.private\x1b[0m",
             "\x1b[31m-\x1b[0m owner",
-            "\x1b[1mPlan:\x1b[0m 1 to add, 6 to change, 4 to replace, 0 to destroy. 7 unchanged.",
+            "\x1b[1mPlan:\x1b[0m 1 to add, 8 to change, 4 to replace, 0 to destroy. 8 unchanged.",
         ] {
             assert!(coloured.contains(painted), "missing {painted:?} in:\n{coloured}");
         }
@@ -408,12 +408,12 @@ mod tests {
         });
         let out = text(&p);
         assert!(out.starts_with("Stack webscale in us-east-1: webscale will perform these actions:\n\n"), "{out}");
-        assert!(out.ends_with("\nPlan: 1 to add, 0 to change, 0 to replace, 0 to destroy. 17 unchanged."), "{out}");
+        assert!(out.ends_with("\nPlan: 1 to add, 0 to change, 0 to replace, 0 to destroy. 20 unchanged."), "{out}");
     }
 
     #[test]
     fn no_changes() {
         let p = plan(|_| {});
-        assert_eq!(text(&p), "No changes. Live AWS matches the spec: stack webscale in us-east-1 (18 resources).");
+        assert_eq!(text(&p), "No changes. Live AWS matches the spec: stack webscale in us-east-1 (21 resources).");
     }
 }
