@@ -7,6 +7,7 @@
 //! - `mocked`: rules real AWS enforces and the emulator does not, with canned SDK responses (aws-smithy-mocks).
 
 mod cli;
+mod dns;
 mod emulator;
 mod engine;
 mod load_balancer;

@@ -207,7 +207,8 @@ fn owned_records(zone: &str, records: &[ResourceRecordSet], stack: &str) -> Vec<
         let mut types: Vec<&str> = aliases.iter().map(|r| r.r#type().as_str()).collect();
         types.sort();
         // The A record's target speaks for both (webscale writes them alike).
-        let target = aliases.iter().find(|r| r.r#type() == &RrType::A).or(aliases.first()).and_then(|r| r.alias_target());
+        let target =
+            aliases.iter().find(|r| r.r#type() == &RrType::A).or(aliases.first()).and_then(|r| r.alias_target());
         let attrs = json!({
             "zone": cloud_id(zone),
             "name": fqdn,
@@ -283,7 +284,9 @@ async fn write(cloud: &Cloud, op: &Op<'_>, want: &Attrs, id: &str) -> Result<(),
         .build()
         .map_err(built)?;
     let txt_action = match &ours {
-        Some((current, _)) if current.resource_records() == txt.resource_records() && current.ttl() == txt.ttl() => None,
+        Some((current, _)) if current.resource_records() == txt.resource_records() && current.ttl() == txt.ttl() => {
+            None
+        }
         Some(_) => Some(ChangeAction::Upsert),
         None => Some(ChangeAction::Create),
     };
@@ -302,12 +305,7 @@ fn alias(want: &Attrs, kind: &str) -> Result<ResourceRecordSet, CloudError> {
         .evaluate_target_health(want.evaluate_target_health)
         .build()
         .map_err(built)?;
-    ResourceRecordSet::builder()
-        .name(&want.name)
-        .r#type(RrType::from(kind))
-        .alias_target(target)
-        .build()
-        .map_err(built)
+    ResourceRecordSet::builder().name(&want.name).r#type(RrType::from(kind)).alias_target(target).build().map_err(built)
 }
 
 fn change(action: ChangeAction, set: ResourceRecordSet) -> Result<Change, CloudError> {
@@ -405,8 +403,10 @@ mod tests {
     /// added beside the stack's A, not a record with no ownership record at all.
     #[test]
     fn the_stack_owns_exactly_what_its_ownership_records_cover() {
-        let mine = Owner { stack: "shop".into(), address: Some(Address::new("dns_record", "www")), types: vec!["A".into()] };
-        let theirs = Owner { stack: "other".into(), address: Some(Address::new("dns_record", "apex")), types: vec!["A".into()] };
+        let mine =
+            Owner { stack: "shop".into(), address: Some(Address::new("dns_record", "www")), types: vec!["A".into()] };
+        let theirs =
+            Owner { stack: "other".into(), address: Some(Address::new("dns_record", "apex")), types: vec!["A".into()] };
         let records = vec![
             alias_set("example.com.", RrType::A, "other-lb.elb.amazonaws.com."),
             txt("_webscale.example.com.", &theirs.txt()),
@@ -429,7 +429,8 @@ mod tests {
 
     #[test]
     fn an_ownership_record_without_its_alias_reads_as_a_record_to_complete() {
-        let mine = Owner { stack: "shop".into(), address: Some(Address::new("dns_record", "apex")), types: vec!["A".into()] };
+        let mine =
+            Owner { stack: "shop".into(), address: Some(Address::new("dns_record", "apex")), types: vec!["A".into()] };
         let live = owned_records("Z1", &[txt("_webscale.example.com.", &mine.txt())], "shop");
         assert_eq!(live[0].attrs["types"], json!([]));
         assert_eq!(live[0].attrs["alias_dns_name"], Value::Null);

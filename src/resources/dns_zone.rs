@@ -76,7 +76,8 @@ impl Kind for DnsZone {
             }
         };
         let servers = route53::name_servers(ctx, &zone.id).await?;
-        let mut live = Live::new(address(), GLOBAL, zone.id.clone(), super::attrs(&json!({ "public_zone_name": name })));
+        let mut live =
+            Live::new(address(), GLOBAL, zone.id.clone(), super::attrs(&json!({ "public_zone_name": name })));
         live.outputs = super::attrs(&json!({ "zone_id": zone.id, "name_servers": servers, "name": zone.name }));
         Ok(vec![live])
     }

@@ -37,7 +37,11 @@ pub(super) fn owned(zone: &Zone, stack: &str) -> Option<Address> {
         return None;
     }
     if tags::owned_by(&zone.tags, stack) {
-        return Some(tags::owned_address(zone.tags.get(tags::TAG_ADDRESS).map(String::as_str), "hosted_zone", &zone.id));
+        return Some(tags::owned_address(
+            zone.tags.get(tags::TAG_ADDRESS).map(String::as_str),
+            "hosted_zone",
+            &zone.id,
+        ));
     }
     let address = address();
     (zone.caller_reference == super::create_token(stack, &address, None)).then_some(address)
@@ -85,10 +89,14 @@ impl Kind for HostedZone {
     async fn read(&self, ctx: &ReadCtx<'_>, _region: &str) -> Result<Vec<Live>, CloudError> {
         let zones = route53::zones(ctx).await?;
         let stack = ctx.cloud.stack();
-        let mine: Vec<(&Zone, Address)> =
-            zones.iter().filter_map(|z| owned(z, stack).map(|a| (z, a))).filter(|(_, a)| ctx.only.is_none_or(|o| o == a)).collect();
+        let mine: Vec<(&Zone, Address)> = zones
+            .iter()
+            .filter_map(|z| owned(z, stack).map(|a| (z, a)))
+            .filter(|(_, a)| ctx.only.is_none_or(|o| o == a))
+            .collect();
         // The delegation set is only in GetHostedZone: one call per zone the stack owns (one, normally).
-        let servers = futures::future::try_join_all(mine.iter().map(|(z, _)| route53::name_servers(ctx, &z.id))).await?;
+        let servers =
+            futures::future::try_join_all(mine.iter().map(|(z, _)| route53::name_servers(ctx, &z.id))).await?;
         Ok(mine
             .into_iter()
             .zip(servers)

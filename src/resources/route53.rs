@@ -104,10 +104,7 @@ pub async fn zones(ctx: &ReadCtx<'_>) -> Result<Arc<Vec<Zone>>, CloudError> {
 
 /// The delegation set of one zone (GetHostedZone): the name servers a registrar must point at.
 pub async fn name_servers(ctx: &ReadCtx<'_>, id: &str) -> Result<Vec<String>, CloudError> {
-    let out = ctx
-        .limited(client(ctx.cloud)?.get_hosted_zone().id(id).send())
-        .await
-        .call("GetHostedZone")?;
+    let out = ctx.limited(client(ctx.cloud)?.get_hosted_zone().id(id).send()).await.call("GetHostedZone")?;
     Ok(out.delegation_set().map(|d| d.name_servers().to_vec()).unwrap_or_default())
 }
 
