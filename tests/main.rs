@@ -21,3 +21,4 @@ mod replace;
 mod support;
 mod terraform_habits;
 mod upgrade;
+mod web_instances;

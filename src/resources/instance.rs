@@ -22,7 +22,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use aws_sdk_ec2::types::{
     AttributeValue, BlockDeviceMapping, EbsBlockDevice, Filter, HttpTokensState, InstanceMetadataEndpointState,
-    InstanceMetadataOptionsRequest, InstanceStateName, InstanceType, ResourceType, VolumeType,
+    InstanceMetadataOptionsRequest, InstanceNetworkInterfaceSpecification, InstanceStateName, InstanceType,
+    ResourceType, VolumeType,
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -182,8 +183,18 @@ impl Kind for Instance {
                 .instance_type(InstanceType::from(want.instance_type.as_str()))
                 .min_count(1)
                 .max_count(1)
-                .subnet_id(&want.subnet)
-                .set_security_group_ids(Some(want.security_groups.clone()))
+                // The primary interface spelled out: no public address (a private subnet gives none anyway, but
+                // this holds whatever the subnet says), and it goes with the instance (so a terminated instance
+                // never leaves an interface behind in the stack's subnet; moto keeps it otherwise).
+                .network_interfaces(
+                    InstanceNetworkInterfaceSpecification::builder()
+                        .device_index(0)
+                        .subnet_id(&want.subnet)
+                        .set_groups(Some(want.security_groups.clone()))
+                        .associate_public_ip_address(false)
+                        .delete_on_termination(true)
+                        .build(),
+                )
                 .metadata_options(
                     InstanceMetadataOptionsRequest::builder()
                         .http_tokens(HttpTokensState::from(want.metadata_http_tokens.as_deref().unwrap_or(IMDS_V2)))
@@ -378,7 +389,7 @@ fn live(
             "ami": i.image_id(),
             "instance_type": i.instance_type().map(|t| t.as_str()),
             "subnet": id_ref(i.subnet_id()),
-            "security_groups": i.security_groups().iter().map(|g| id_ref(g.group_id())).collect::<Vec<_>>(),
+            "security_groups": groups(i).into_iter().map(|g| id_ref(Some(g))).collect::<Vec<_>>(),
             "user_data": tag(USER_DATA_TAG),
             "metadata_http_tokens": i.metadata_options().and_then(|m| m.http_tokens()).map(|t| t.as_str()),
             "root_volume": root.map(|v| json!({
@@ -401,6 +412,16 @@ fn live(
         _ => None,
     };
     Some(live)
+}
+
+/// The instance's security groups: those of its primary interface, where they live (AWS reports them on the
+/// instance too; moto only for instances launched without an interface specification).
+fn groups(i: &aws_sdk_ec2::types::Instance) -> Vec<&str> {
+    let primary = i.network_interfaces().iter().find(|n| n.attachment().and_then(|a| a.device_index()) == Some(0));
+    match primary {
+        Some(n) if !n.groups().is_empty() => n.groups().iter().filter_map(|g| g.group_id()).collect(),
+        _ => i.security_groups().iter().filter_map(|g| g.group_id()).collect(),
+    }
 }
 
 /// The root device of `ami` (`/dev/xvda` on Amazon Linux): the block device mapping that sets the root volume's
