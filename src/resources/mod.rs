@@ -68,6 +68,7 @@ pub static REGISTRY: &[&dyn Kind] = &[
     &listener::Listener,
     &hosted_zone::HostedZone,
     &dns_zone::DnsZone,
+    &dns_record::DnsRecord,
 ];
 
 /// The kinds a plan or apply runs over.
