@@ -332,6 +332,7 @@ fn balancer(arn: &str, state: LoadBalancerStateEnum) -> AwsLb {
         .load_balancer_arn(arn)
         .dns_name("mocked-web-1.us-east-1.elb.amazonaws.com")
         .canonical_hosted_zone_id("Z35SXDOTRQ7X7K")
+        .vpc_id("vpc-1")
         .scheme(LoadBalancerSchemeEnum::InternetFacing)
         .ip_address_type(IpAddressType::Ipv4)
         .availability_zones(AvailabilityZone::builder().zone_name("us-east-1a").subnet_id("subnet-a").build())
@@ -487,6 +488,7 @@ async fn a_load_balancer_wait_that_runs_out_names_it_its_state_and_that_a_rerun_
     let cloud = cloud_with(mocked_elb(&[&describe, &tags]));
     let address = Address::new("load_balancer", "web");
     let same_as_live = json!({
+        "vpc": { "id": "vpc-1" },
         "scheme": "internet-facing",
         "subnets": [{ "id": "subnet-a" }],
         "security_groups": [{ "id": "sg-lb" }],

@@ -768,13 +768,15 @@ pub(crate) mod tests {
                 ("nat_gateway.a".to_string(), Action::Replace(ReplaceOrder::DeleteFirst)),
                 ("route_table.public".to_string(), Action::Update),
                 ("network_acl.public".to_string(), Action::Update),
+                // The load balancer is moved to the new subnet (SetSubnets).
+                ("load_balancer.web".to_string(), Action::Update),
                 ("route_table.private".to_string(), Action::Update),
             ],
             "the rest of the private tier and the other zone are untouched"
         );
         assert_eq!(
             p.summary,
-            Summary { change: 3, replace: 2, unchanged: owned_changes(&p) - 5, ..Summary::default() }
+            Summary { change: 4, replace: 2, unchanged: owned_changes(&p) - 6, ..Summary::default() }
         );
     }
 
@@ -810,14 +812,20 @@ pub(crate) mod tests {
         let rules = change(&p, "security_group_rules.web");
         assert_eq!(rules.action, Action::Replace(ReplaceOrder::DeleteFirst));
         assert_eq!(rules.reason.as_deref(), Some("group forces replacement (security_group.web is replaced)"));
+        // The load balancer lives in the VPC: replaced, and its listener with it.
+        assert_eq!(change(&p, "load_balancer.web").action, Action::Replace(ReplaceOrder::DeleteFirst));
+        assert_eq!(change(&p, "listener.http").action, Action::Replace(ReplaceOrder::DeleteFirst));
         // Everything but what belongs to no VPC: the NAT gateway's Elastic IP, the hosted zone (and the AMI looked
-        // up, which is not the stack's).
-        assert_eq!(p.summary.add + p.summary.destroy + p.summary.change, 0);
+        // up, which is not the stack's); the alias records are repointed to the new load balancer in place.
+        assert_eq!(p.summary.add + p.summary.destroy, 0);
+        let updated: Vec<&str> =
+            p.changes.iter().filter(|c| c.action == Action::Update).map(|c| c.address.as_str()).collect();
+        assert!(updated.iter().all(|a| a.starts_with("dns_record.")), "{updated:?}");
         let unchanged: Vec<&str> =
             p.changes.iter().filter(|c| c.action == Action::NoOp && !c.lookup).map(|c| c.address.as_str()).collect();
         assert!(unchanged.iter().all(|a| ["elastic_ip.nat_a", "hosted_zone.main"].contains(a)), "{unchanged:?}");
         assert_eq!(change(&p, "elastic_ip.nat_a").action, Action::NoOp);
-        assert_eq!(p.summary.replace, owned_changes(&p) - unchanged.len());
+        assert_eq!(p.summary.replace, owned_changes(&p) - unchanged.len() - updated.len());
         // And the plan can be carried out: its operations have an order.
         crate::apply::check(resources::REGISTRY, &p).expect("a VPC replacement must not be a dependency cycle");
     }

@@ -234,15 +234,24 @@ mod tests {
         let desired = reference_desired();
         let mut plan = diff("s", "us-east-1", vec![], mirror(&desired)).unwrap();
         restrict(REGISTRY, &mut plan, &["subnet.public_a".to_string()]);
-        // The NAT gateway in it goes too, and so does the private route table that routes through the gateway.
+        // The NAT gateway in it goes too, and so does the private route table that routes through the gateway; the
+        // load balancer in it, and its listener.
         assert_eq!(
             addresses(&plan),
-            vec!["nat_gateway.a", "network_acl.public", "route_table.private", "route_table.public", "subnet.public_a"]
+            vec![
+                "listener.http",
+                "load_balancer.web",
+                "nat_gateway.a",
+                "network_acl.public",
+                "route_table.private",
+                "route_table.public",
+                "subnet.public_a"
+            ]
         );
-        assert_eq!(plan.summary.destroy, 5);
+        assert_eq!(plan.summary.destroy, 7);
 
         // Rules naming the web group are revoked first (rule sets refer to it), and so is its own rule set; the
-        // instances in the group go first too.
+        // instances in the group go first too, and with them the target group holding them and its listener.
         let mut plan = diff("s", "us-east-1", vec![], mirror(&desired)).unwrap();
         restrict(REGISTRY, &mut plan, &["security_group.web".to_string()]);
         assert_eq!(
@@ -250,10 +259,12 @@ mod tests {
             vec![
                 "instance.web_1",
                 "instance.web_2",
+                "listener.http",
                 "security_group.web",
                 "security_group_rules.db",
                 "security_group_rules.lb",
-                "security_group_rules.web"
+                "security_group_rules.web",
+                "target_group.web"
             ]
         );
     }

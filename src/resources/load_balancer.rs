@@ -41,6 +41,8 @@ const WAITER_MAX: Duration = Duration::from_secs(24 * 3600);
 
 #[derive(Deserialize)]
 struct Attrs {
+    #[allow(dead_code)] // Read and compared; AWS takes the VPC from the subnets.
+    vpc: String,
     scheme: String,
     subnets: Vec<String>,
     security_groups: Vec<String>,
@@ -68,6 +70,7 @@ impl Kind for LoadBalancer {
             .map(|z| super::reference(&super::subnet::address(Tier::Public, &z.name)))
             .collect();
         let attrs = json!({
+            "vpc": super::reference(&super::vpc::address()),
             "scheme": "internet-facing",
             "subnets": subnets,
             "security_groups": [super::reference(&super::security_group::address(&lb.security_group))],
@@ -79,6 +82,8 @@ impl Kind for LoadBalancer {
 
     fn schema(&self) -> &'static [Attr] {
         const SCHEMA: &[Attr] = &[
+            // A load balancer lives in one VPC (AWS takes it from the subnets): a new VPC needs a new one.
+            Attr::new("vpc").forces_replacement(),
             // An internal load balancer is another resource: AWS cannot change the scheme.
             Attr::new("scheme").forces_replacement(),
             Attr::new("subnets"),
@@ -110,6 +115,7 @@ impl Kind for LoadBalancer {
                     lb.availability_zones().iter().filter_map(|z| z.subnet_id()).map(cloud_id).collect();
                 let groups: Vec<Value> = lb.security_groups().iter().map(cloud_id).collect();
                 let attrs = json!({
+                    "vpc": lb.vpc_id().map(cloud_id),
                     "scheme": lb.scheme().map(|s| s.as_str()),
                     "subnets": subnets,
                     "security_groups": groups,
