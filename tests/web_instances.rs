@@ -263,3 +263,721 @@ async fn an_ami_given_as_an_id_is_used_as_is_without_a_lookup() {
     assert_eq!(web["instance.web_1"].image_id(), Some(image.as_str()));
     stack.destroy();
 }
+
+// =====================================================================================================================
+// Mocked SDK: the rules of real AWS the emulator does not keep
+// =====================================================================================================================
+
+mod fake {
+    //! EC2 (instances and their root volumes) and ELBv2 (one target group's health) as far as the instance kind
+    //! needs them, answering from one shared state the way AWS does:
+    //! - RunInstances is idempotent by ClientToken: the same token returns the instance it launched first;
+    //! - a new instance is `pending` for a few polls, then `running`; StopInstances goes `stopping` -> `stopped`,
+    //!   StartInstances `pending` -> `running`, each over a few polls; ModifyInstanceAttribute of the type refuses
+    //!   an instance that is not stopped (`IncorrectInstanceState`);
+    //! - a target is `unused` (`Target.InvalidState`) while its instance is not running, `initial` for a few polls
+    //!   after it runs again, then `healthy`;
+    //! - a launch whose answer is lost ([`World::lose_next_launch`]) is carried out, but the caller gets a 500, and
+    //!   the instance stays out of the next tag-filtered describe (AWS's reads are eventually consistent).
+    //!
+    //! Every call is logged in order, and every stop checks that all other instances are running and healthy (the
+    //! load balancer keeps its targets).
+
+    use std::collections::BTreeMap;
+    use std::sync::{Arc, Mutex};
+
+    use aws_config::Region;
+    use aws_sdk_ec2::config::Credentials;
+    use aws_sdk_ec2::error::ErrorMetadata;
+    use aws_sdk_ec2::operation as ec2op;
+    use aws_sdk_ec2::types::{
+        EbsInstanceBlockDevice, Filter, GroupIdentifier, Image, Instance, InstanceBlockDeviceMapping,
+        InstanceMetadataOptionsResponse, InstanceNetworkInterface, InstanceNetworkInterfaceAttachment, InstanceState,
+        InstanceStateChange, InstanceStateName, InstanceType, Reservation, Tag, Volume, VolumeType,
+    };
+    use aws_sdk_elasticloadbalancingv2::operation as elbop;
+    use aws_sdk_elasticloadbalancingv2::types as elb;
+    use aws_smithy_mocks::{MockResponse, MockResponseInterceptor, RuleMode, create_mock_http_client, mock};
+    use aws_smithy_types::retry::RetryConfig;
+    use webscale::aws::{Clients, Cloud, RetryPolicy};
+
+    pub const REGION: &str = "us-east-1";
+    /// Polls a transition takes (pending -> running, stopping -> stopped, initial -> healthy).
+    pub const POLLS: usize = 3;
+    const TARGET_GROUP: &str = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/web/1";
+
+    #[derive(Debug, Clone)]
+    pub struct Inst {
+        pub token: String,
+        pub state: InstanceStateName,
+        /// Polls left before the current transition completes.
+        pub polls: usize,
+        pub instance_type: String,
+        pub tags: BTreeMap<String, String>,
+        pub subnet: String,
+        pub groups: Vec<String>,
+        pub image: String,
+        pub volume: String,
+        /// Health polls left before the target is healthy, once running; None: healthy.
+        pub warming: Option<usize>,
+    }
+
+    #[derive(Debug, Clone)]
+    pub struct Vol {
+        pub size: i32,
+        pub encrypted: bool,
+        pub tags: BTreeMap<String, String>,
+    }
+
+    #[derive(Debug, Default)]
+    pub struct World {
+        pub instances: BTreeMap<String, Inst>,
+        pub volumes: BTreeMap<String, Vol>,
+        /// Every call, in order: "RunInstances token=..", "StopInstances i-1", "healthy i-1", ...
+        pub log: Vec<String>,
+        /// Refusals a real AWS or load balancer would mind (a stop while another target is not healthy).
+        pub violations: Vec<String>,
+        pub lose_next_launch: bool,
+        /// Instance id -> tag-filtered describes that leave it out.
+        unseen: BTreeMap<String, usize>,
+        next: usize,
+    }
+
+    impl World {
+        fn id(&mut self, prefix: &str) -> String {
+            self.next += 1;
+            format!("{prefix}-{:04}", self.next)
+        }
+
+        /// Moves an instance's transition on by one poll.
+        fn tick(&mut self, id: &str) {
+            let Some(i) = self.instances.get_mut(id) else { return };
+            if i.polls > 0 {
+                i.polls -= 1;
+                return;
+            }
+            i.state = match i.state {
+                InstanceStateName::Pending => {
+                    i.warming = Some(POLLS);
+                    InstanceStateName::Running
+                }
+                InstanceStateName::Stopping => InstanceStateName::Stopped,
+                InstanceStateName::ShuttingDown => InstanceStateName::Terminated,
+                ref other => other.clone(),
+            };
+        }
+
+        fn describe(&self, id: &str) -> Instance {
+            let i = &self.instances[id];
+            Instance::builder()
+                .instance_id(id)
+                .image_id(&i.image)
+                .instance_type(InstanceType::from(i.instance_type.as_str()))
+                .subnet_id(&i.subnet)
+                .private_ip_address("10.0.10.5")
+                .state(InstanceState::builder().name(i.state.clone()).build())
+                .root_device_name("/dev/xvda")
+                .block_device_mappings(
+                    InstanceBlockDeviceMapping::builder()
+                        .device_name("/dev/xvda")
+                        .ebs(EbsInstanceBlockDevice::builder().volume_id(&i.volume).build())
+                        .build(),
+                )
+                .network_interfaces(
+                    InstanceNetworkInterface::builder()
+                        .attachment(InstanceNetworkInterfaceAttachment::builder().device_index(0).build())
+                        .set_groups(Some(
+                            i.groups.iter().map(|g| GroupIdentifier::builder().group_id(g).build()).collect(),
+                        ))
+                        .build(),
+                )
+                .metadata_options(
+                    InstanceMetadataOptionsResponse::builder()
+                        .http_tokens(aws_sdk_ec2::types::HttpTokensState::Required)
+                        .build(),
+                )
+                .set_tags(Some(tags(&i.tags)))
+                .build()
+        }
+    }
+
+    fn tags(tags: &BTreeMap<String, String>) -> Vec<Tag> {
+        tags.iter().map(|(k, v)| Tag::builder().key(k).value(v).build()).collect()
+    }
+
+    fn passes(filters: &[Filter], tags: &BTreeMap<String, String>, state: Option<&str>) -> bool {
+        filters.iter().all(|f| {
+            let name = f.name().unwrap_or_default();
+            let value = if let Some(key) = name.strip_prefix("tag:") {
+                tags.get(key).map(String::as_str)
+            } else if name == "instance-state-name" {
+                state
+            } else {
+                panic!("the fake does not model the filter {name:?}")
+            };
+            value.is_some_and(|v| f.values().iter().any(|w| w == v))
+        })
+    }
+
+    #[derive(Clone, Default)]
+    pub struct Fake(pub Arc<Mutex<World>>);
+
+    impl Fake {
+        pub fn with<T>(&self, f: impl FnOnce(&mut World) -> T) -> T {
+            f(&mut self.0.lock().unwrap())
+        }
+
+        pub fn cloud(&self, retry: RetryPolicy) -> Cloud {
+            let clients = Clients { ec2: self.ec2(), elbv2: self.elbv2(), ..crate::mocked::unused_clients() };
+            Cloud::from_clients("mocked", REGION, clients, retry)
+        }
+
+        fn ec2(&self) -> aws_sdk_ec2::Client {
+            use aws_sdk_ec2::Client as Ec2;
+            let w = self.clone();
+            let run = mock!(Ec2::run_instances).then_compute_response(move |req| {
+                let mut world = w.0.lock().unwrap();
+                let token = req.client_token().unwrap_or_default().to_string();
+                world.log.push(format!("RunInstances token={token}"));
+                assert!(!token.is_empty(), "RunInstances without a client token");
+                let existing = world.instances.iter().find(|(_, i)| i.token == token).map(|(id, _)| id.clone());
+                let id = match existing {
+                    Some(id) => id,
+                    None => {
+                        let id = world.id("i");
+                        let volume = world.id("vol");
+                        let nic = &req.network_interfaces()[0];
+                        let spec = |kind: &str| -> BTreeMap<String, String> {
+                            req.tag_specifications()
+                                .iter()
+                                .filter(|s| s.resource_type().map(|r| r.as_str()) == Some(kind))
+                                .flat_map(|s| s.tags())
+                                .map(|t| (t.key().unwrap().to_string(), t.value().unwrap().to_string()))
+                                .collect()
+                        };
+                        let ebs = req.block_device_mappings()[0].ebs().unwrap();
+                        world.volumes.insert(
+                            volume.clone(),
+                            Vol {
+                                size: ebs.volume_size().unwrap(),
+                                encrypted: ebs.encrypted().unwrap_or(false),
+                                tags: spec("volume"),
+                            },
+                        );
+                        let inst = Inst {
+                            token: token.clone(),
+                            state: InstanceStateName::Pending,
+                            polls: POLLS,
+                            instance_type: req.instance_type().unwrap().as_str().to_string(),
+                            tags: spec("instance"),
+                            subnet: nic.subnet_id().unwrap().to_string(),
+                            groups: nic.groups().to_vec(),
+                            image: req.image_id().unwrap().to_string(),
+                            volume,
+                            warming: None,
+                        };
+                        world.instances.insert(id.clone(), inst);
+                        if std::mem::take(&mut world.lose_next_launch) {
+                            world.unseen.insert(id.clone(), 1);
+                            return MockResponse::Error(ec2op::run_instances::RunInstancesError::generic(
+                                ErrorMetadata::builder().code("InternalError").message("An internal error").build(),
+                            ));
+                        }
+                        id
+                    }
+                };
+                let out = ec2op::run_instances::RunInstancesOutput::builder().instances(world.describe(&id)).build();
+                MockResponse::Output(out)
+            });
+            let w = self.clone();
+            let describe = mock!(Ec2::describe_instances).then_compute_response(move |req| {
+                let mut world = w.0.lock().unwrap();
+                let by_id = !req.instance_ids().is_empty();
+                world.log.push(format!("DescribeInstances {}", req.instance_ids().join(",")));
+                if by_id {
+                    for id in req.instance_ids() {
+                        world.tick(id);
+                    }
+                }
+                let ids: Vec<String> = world
+                    .instances
+                    .iter()
+                    .filter(|(id, i)| {
+                        (!by_id || req.instance_ids().contains(id))
+                            && passes(req.filters(), &i.tags, Some(i.state.as_str()))
+                    })
+                    .map(|(id, _)| id.clone())
+                    .collect();
+                let tagged = req.filters().iter().any(|f| f.name().is_some_and(|n| n.starts_with("tag:")));
+                let ids: Vec<String> = ids
+                    .into_iter()
+                    .filter(|id| match world.unseen.get_mut(id) {
+                        Some(n) if *n > 0 && tagged => {
+                            *n -= 1;
+                            false
+                        }
+                        _ => true,
+                    })
+                    .collect();
+                if by_id && ids.is_empty() {
+                    return MockResponse::Error(ec2op::describe_instances::DescribeInstancesError::generic(
+                        ErrorMetadata::builder().code("InvalidInstanceID.NotFound").message("no such").build(),
+                    ));
+                }
+                let reservation = Reservation::builder()
+                    .set_instances(Some(ids.iter().map(|id| world.describe(id)).collect()))
+                    .build();
+                MockResponse::Output(
+                    ec2op::describe_instances::DescribeInstancesOutput::builder().reservations(reservation).build(),
+                )
+            });
+            let w = self.clone();
+            let volumes = mock!(Ec2::describe_volumes).then_compute_response(move |req| {
+                let mut world = w.0.lock().unwrap();
+                world.log.push("DescribeVolumes".into());
+                let found = world
+                    .volumes
+                    .iter()
+                    .filter(|(id, v)| {
+                        (req.volume_ids().is_empty() || req.volume_ids().contains(id))
+                            && passes(req.filters(), &v.tags, None)
+                    })
+                    .map(|(id, v)| {
+                        Volume::builder()
+                            .volume_id(id)
+                            .size(v.size)
+                            .volume_type(VolumeType::Gp3)
+                            .encrypted(v.encrypted)
+                            .set_tags(Some(tags(&v.tags)))
+                            .build()
+                    })
+                    .collect();
+                MockResponse::Output(
+                    ec2op::describe_volumes::DescribeVolumesOutput::builder().set_volumes(Some(found)).build(),
+                )
+            });
+            let images = mock!(Ec2::describe_images).then_compute_response(|req| {
+                let image = Image::builder()
+                    .image_id(req.image_ids()[0].clone())
+                    .root_device_name("/dev/xvda")
+                    .block_device_mappings(
+                        aws_sdk_ec2::types::BlockDeviceMapping::builder().device_name("/dev/xvda").build(),
+                    )
+                    .build();
+                MockResponse::Output(ec2op::describe_images::DescribeImagesOutput::builder().images(image).build())
+            });
+            let w = self.clone();
+            let stop = mock!(Ec2::stop_instances).then_compute_response(move |req| {
+                let mut world = w.0.lock().unwrap();
+                let id = req.instance_ids()[0].clone();
+                world.log.push(format!("StopInstances {id}"));
+                // The load balancer keeps its targets: every other instance must be running and healthy.
+                let others: Vec<String> = world
+                    .instances
+                    .iter()
+                    .filter(|(other, i)| {
+                        **other != id && (i.state != InstanceStateName::Running || i.warming.is_some())
+                    })
+                    .map(|(other, i)| format!("{other} is {} (warming: {:?})", i.state.as_str(), i.warming))
+                    .collect();
+                if !others.is_empty() {
+                    world.violations.push(format!("{id} stopped while {}", others.join(", ")));
+                }
+                let i = world.instances.get_mut(&id).unwrap();
+                i.state = InstanceStateName::Stopping;
+                i.polls = POLLS;
+                MockResponse::Output(
+                    ec2op::stop_instances::StopInstancesOutput::builder()
+                        .stopping_instances(InstanceStateChange::builder().instance_id(id).build())
+                        .build(),
+                )
+            });
+            let w = self.clone();
+            let start = mock!(Ec2::start_instances).then_compute_response(move |req| {
+                let mut world = w.0.lock().unwrap();
+                let id = req.instance_ids()[0].clone();
+                world.log.push(format!("StartInstances {id}"));
+                let i = world.instances.get_mut(&id).unwrap();
+                i.state = InstanceStateName::Pending;
+                i.polls = POLLS;
+                MockResponse::Output(ec2op::start_instances::StartInstancesOutput::builder().build())
+            });
+            let w = self.clone();
+            let modify = mock!(Ec2::modify_instance_attribute).then_compute_response(move |req| {
+                let mut world = w.0.lock().unwrap();
+                let id = req.instance_id().unwrap().to_string();
+                world.log.push(format!("ModifyInstanceAttribute {id}"));
+                let i = world.instances.get_mut(&id).unwrap();
+                if let Some(t) = req.instance_type().and_then(|t| t.value()) {
+                    if i.state != InstanceStateName::Stopped {
+                        return MockResponse::Error(
+                            ec2op::modify_instance_attribute::ModifyInstanceAttributeError::generic(
+                                ErrorMetadata::builder()
+                                    .code("IncorrectInstanceState")
+                                    .message(format!("The instance '{id}' is not in the 'stopped' state."))
+                                    .build(),
+                            ),
+                        );
+                    }
+                    i.instance_type = t.to_string();
+                }
+                MockResponse::Output(ec2op::modify_instance_attribute::ModifyInstanceAttributeOutput::builder().build())
+            });
+            let w = self.clone();
+            let terminate = mock!(Ec2::terminate_instances).then_compute_response(move |req| {
+                let mut world = w.0.lock().unwrap();
+                let id = req.instance_ids()[0].clone();
+                world.log.push(format!("TerminateInstances {id}"));
+                let i = world.instances.get_mut(&id).unwrap();
+                i.state = InstanceStateName::ShuttingDown;
+                i.polls = POLLS;
+                MockResponse::Output(ec2op::terminate_instances::TerminateInstancesOutput::builder().build())
+            });
+            let mut interceptor = MockResponseInterceptor::new().rule_mode(RuleMode::MatchAny);
+            for rule in [&run, &describe, &volumes, &images, &stop, &start, &modify, &terminate] {
+                interceptor = interceptor.with_rule(rule);
+            }
+            aws_sdk_ec2::Client::from_conf(
+                aws_sdk_ec2::Config::builder()
+                    .behavior_version_latest()
+                    .region(Region::new(REGION))
+                    .credentials_provider(Credentials::new("test", "test", None, None, "test"))
+                    .retry_config(RetryConfig::disabled())
+                    .http_client(create_mock_http_client())
+                    .interceptor(interceptor)
+                    .build(),
+            )
+        }
+
+        /// One target group of the stack (another stack's beside it) holding every instance.
+        fn elbv2(&self) -> aws_sdk_elasticloadbalancingv2::Client {
+            use aws_sdk_elasticloadbalancingv2::Client as Elb;
+            const OTHER: &str = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/other/2";
+            let groups = mock!(Elb::describe_target_groups).then_output(|| {
+                elbop::describe_target_groups::DescribeTargetGroupsOutput::builder()
+                    .target_groups(elb::TargetGroup::builder().target_group_arn(TARGET_GROUP).build())
+                    .target_groups(elb::TargetGroup::builder().target_group_arn(OTHER).build())
+                    .build()
+            });
+            let describe_tags = mock!(Elb::describe_tags).then_compute_response(|req| {
+                let descriptions = req
+                    .resource_arns()
+                    .iter()
+                    .map(|arn| {
+                        let stack = if arn == TARGET_GROUP { "mocked" } else { "someone-else" };
+                        elb::TagDescription::builder()
+                            .resource_arn(arn)
+                            .tags(elb::Tag::builder().key("webscale:stack").value(stack).build())
+                            .build()
+                    })
+                    .collect();
+                MockResponse::Output(
+                    elbop::describe_tags::DescribeTagsOutput::builder()
+                        .set_tag_descriptions(Some(descriptions))
+                        .build(),
+                )
+            });
+            let w = self.clone();
+            let health = mock!(Elb::describe_target_health).then_compute_response(move |req| {
+                assert_eq!(req.target_group_arn(), Some(TARGET_GROUP), "only the stack's group is asked");
+                let mut world = w.0.lock().unwrap();
+                let mut out = Vec::new();
+                let ids: Vec<String> = world.instances.keys().cloned().collect();
+                for id in ids {
+                    let i = world.instances.get_mut(&id).unwrap();
+                    let (state, reason) = match (&i.state, i.warming) {
+                        (InstanceStateName::Running, None) => (elb::TargetHealthStateEnum::Healthy, None),
+                        (InstanceStateName::Running, Some(0)) => {
+                            i.warming = None;
+                            world.log.push(format!("healthy {id}"));
+                            (elb::TargetHealthStateEnum::Healthy, None)
+                        }
+                        (InstanceStateName::Running, Some(n)) => {
+                            i.warming = Some(n - 1);
+                            (
+                                elb::TargetHealthStateEnum::Initial,
+                                Some(elb::TargetHealthReasonEnum::RegistrationInProgress),
+                            )
+                        }
+                        (InstanceStateName::Terminated, _) => continue,
+                        _ => (elb::TargetHealthStateEnum::Unused, Some(elb::TargetHealthReasonEnum::InvalidState)),
+                    };
+                    out.push(
+                        elb::TargetHealthDescription::builder()
+                            .target(elb::TargetDescription::builder().id(&id).port(80).build())
+                            .target_health(elb::TargetHealth::builder().state(state).set_reason(reason).build())
+                            .build(),
+                    );
+                }
+                MockResponse::Output(
+                    elbop::describe_target_health::DescribeTargetHealthOutput::builder()
+                        .set_target_health_descriptions(Some(out))
+                        .build(),
+                )
+            });
+            let mut interceptor = MockResponseInterceptor::new().rule_mode(RuleMode::MatchAny);
+            for rule in [&groups, &describe_tags, &health] {
+                interceptor = interceptor.with_rule(rule);
+            }
+            aws_sdk_elasticloadbalancingv2::Client::from_conf(
+                aws_sdk_elasticloadbalancingv2::Config::builder()
+                    .behavior_version_latest()
+                    .region(Region::new(REGION))
+                    .credentials_provider(aws_sdk_elasticloadbalancingv2::config::Credentials::new(
+                        "test", "test", None, None, "test",
+                    ))
+                    .retry_config(RetryConfig::disabled())
+                    .http_client(create_mock_http_client())
+                    .interceptor(interceptor)
+                    .build(),
+            )
+        }
+    }
+}
+
+mod mocked_sdk {
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    use async_trait::async_trait;
+    use serde_json::json;
+    use webscale::apply::{self, Hook, Options, Phase, Report, Result_};
+    use webscale::aws::{Cloud, CloudError};
+    use webscale::plan::{self, Action, Mode, Plan};
+    use webscale::resources::instance::Instance;
+    use webscale::resources::{Address, Attr, Attrs, Created, Desired, Kind, Live, Op, ReadCtx};
+    use webscale::spec::{self, RegionChoice, Stack};
+
+    use super::fake::{Fake, POLLS};
+    use crate::mocked::fast;
+
+    /// Kinds the instances refer to and these tests do not exercise: they exist, unchanged, and are never acted on.
+    struct Given {
+        kind: &'static str,
+        ids: &'static [(&'static str, &'static str)],
+    }
+
+    #[async_trait]
+    impl Kind for Given {
+        fn name(&self) -> &'static str {
+            self.kind
+        }
+        fn schema(&self) -> &'static [Attr] {
+            &[]
+        }
+        fn desired(&self, stack: &Stack) -> Vec<Desired> {
+            self.ids
+                .iter()
+                .map(|(n, _)| Desired::in_home_region(stack, Address::new(self.kind, n), &json!({})))
+                .collect()
+        }
+        async fn read(&self, _: &ReadCtx<'_>, region: &str) -> Result<Vec<Live>, CloudError> {
+            Ok(self
+                .ids
+                .iter()
+                .map(|(n, id)| Live::new(Address::new(self.kind, n), region, *id, Attrs::new()))
+                .collect())
+        }
+        async fn create(&self, _: &Cloud, op: &Op<'_>) -> Result<Created, CloudError> {
+            Err(CloudError::internal(format!("{}: not acted on in these tests", op.address)))
+        }
+        async fn update(&self, _: &Cloud, op: &Op<'_>) -> Result<(), CloudError> {
+            Err(CloudError::internal(format!("{}: not acted on in these tests", op.address)))
+        }
+        async fn delete(&self, _: &Cloud, op: &Op<'_>) -> Result<(), CloudError> {
+            Err(CloudError::internal(format!("{}: not acted on in these tests", op.address)))
+        }
+    }
+
+    static SUBNETS: Given = Given { kind: "subnet", ids: &[("private_a", "subnet-a"), ("private_b", "subnet-b")] };
+    static GROUPS: Given = Given { kind: "security_group", ids: &[("web", "sg-web")] };
+    static KINDS: &[&dyn Kind] = &[&SUBNETS, &GROUPS, &Instance];
+
+    const SPEC: &str = r#"
+[stack]
+name = "mocked"
+region = "us-east-1"
+
+[network]
+cidr = "10.0.0.0/16"
+internet_gateway = false
+
+[network.zones.a]
+availability_zone = "us-east-1a"
+public_subnet = "10.0.0.0/24"
+private_subnet = "10.0.10.0/24"
+
+[network.zones.b]
+availability_zone = "us-east-1b"
+public_subnet = "10.0.1.0/24"
+private_subnet = "10.0.11.0/24"
+
+[security_groups.web]
+description = "Web servers"
+ingress = [{ protocol = "tcp", ports = 80, cidr = "10.0.0.0/16" }]
+
+[web]
+count = 2
+instance_type = "t3.micro"
+ami = "ami-0abc12345def67890"
+user_data = "user-data.sh"
+"#;
+
+    /// The stack of `text`, its user data file beside it.
+    fn stack(text: &str) -> Stack {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("user-data.sh"), "#!/bin/sh\necho hello\n").unwrap();
+        let file = dir.path().join("webscale.toml");
+        spec::parse(&file, text, &RegionChoice::default()).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    async fn plan_of(cloud: &Cloud, stack: &Stack) -> Plan {
+        plan::build_with(KINDS, cloud, stack, Mode::Apply).await.unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn actions(plan: &Plan) -> Vec<(String, Action)> {
+        plan.changes.iter().filter(|c| c.action != Action::NoOp).map(|c| (c.address.to_string(), c.action)).collect()
+    }
+
+    /// Applies `plan`, reporting progress every millisecond, bounded so an endless wait fails the test.
+    async fn apply(cloud: &Cloud, stack: &Stack, plan: &Plan) -> (Report, Events) {
+        let events = Events::default();
+        let options = Options { heartbeat: Duration::from_millis(1), ..Options::default() };
+        let run = apply::apply_with(KINDS, cloud, stack, plan, &options, &events);
+        let report = tokio::time::timeout(Duration::from_secs(30), run).await.expect("apply finished").unwrap();
+        let failed: Vec<_> = report.operations.iter().filter(|o| o.result != Result_::Done).collect();
+        assert!(failed.is_empty(), "every operation succeeds: {failed:#?}");
+        (report, events)
+    }
+
+    /// What the engine reported: "ADDRESS PHASE started|done|failed", and "ADDRESS PHASE: STATUS" while waiting.
+    #[derive(Default)]
+    struct Events(Mutex<Vec<String>>);
+
+    impl Events {
+        fn all(&self) -> Vec<String> {
+            self.0.lock().unwrap().clone()
+        }
+    }
+
+    impl Hook for Events {
+        fn started(&self, address: &Address, phase: Phase) {
+            self.0.lock().unwrap().push(format!("{address} {} started", phase.name()));
+        }
+        fn still_running(&self, address: &Address, phase: Phase, _: Duration, status: Option<&str>) {
+            let line = format!("{address} {}: {}", phase.name(), status.unwrap_or("-"));
+            let mut events = self.0.lock().unwrap();
+            if events.last() != Some(&line) {
+                events.push(line);
+            }
+        }
+        fn finished(&self, address: &Address, phase: Phase, _: Duration, result: Result<Option<&str>, &CloudError>) {
+            let how = result.map_or_else(|e| format!("failed: {e}"), |_| "done".to_string());
+            self.0.lock().unwrap().push(format!("{address} {} {how}", phase.name()));
+        }
+    }
+
+    /// A launch whose answer is lost (AWS launched it; the caller got a 500, and the tag-filtered look before the
+    /// retry does not see it yet) is repeated with the same client token, which AWS answers with the instance it
+    /// already launched: one instance, never two. (moto ignores client tokens: only a mock can prove this.)
+    #[tokio::test]
+    async fn a_launch_whose_answer_was_lost_is_repeated_with_the_same_token_and_makes_one_instance() {
+        let aws = Fake::default();
+        aws.with(|w| w.lose_next_launch = true);
+        let cloud = aws.cloud(fast());
+        let stack = stack(&SPEC.replace("count = 2", "count = 1"));
+        let plan = plan_of(&cloud, &stack).await;
+        assert_eq!(actions(&plan), [("instance.web_1".to_string(), Action::Create)]);
+
+        let (report, _) = apply(&cloud, &stack, &plan).await;
+
+        let log = aws.with(|w| w.log.clone());
+        let launches: Vec<&String> = log.iter().filter(|l| l.starts_with("RunInstances")).collect();
+        assert_eq!(launches.len(), 2, "the launch is repeated once: {log:#?}");
+        assert_eq!(launches[0], launches[1], "with the same client token");
+        let ids: Vec<String> = aws.with(|w| w.instances.keys().cloned().collect());
+        assert_eq!(ids.len(), 1, "one instance: {ids:?}");
+        assert_eq!(report.ids.get(&Address::new("instance", "web_1")), Some(&ids[0]));
+        assert!(plan_of(&cloud, &stack).await.changes.iter().all(|c| c.action == Action::NoOp), "converged");
+    }
+
+    /// A new instance is `pending` for a while: the create waits until it runs, reporting AWS's state, before
+    /// anything that needs it.
+    #[tokio::test]
+    async fn a_create_waits_while_the_instance_is_pending_and_reports_it() {
+        let aws = Fake::default();
+        let cloud = aws.cloud(fast());
+        let stack = stack(&SPEC.replace("count = 2", "count = 1"));
+        let plan = plan_of(&cloud, &stack).await;
+
+        let (_, events) = apply(&cloud, &stack, &plan).await;
+
+        let events = events.all();
+        let pending = events.iter().position(|e| e == "instance.web_1 create: pending");
+        let done = events.iter().position(|e| e == "instance.web_1 create done");
+        assert!(pending.is_some() && pending < done, "progress shows pending before the create is done: {events:#?}");
+        let polls = aws.with(|w| w.log.iter().filter(|l| l.starts_with("DescribeInstances i-")).count());
+        assert!(polls > POLLS, "polled until running ({polls} polls)");
+        let state = aws.with(|w| w.instances.values().next().unwrap().state.clone());
+        assert_eq!(state.as_str(), "running");
+    }
+
+    /// An instance type change is in place and one instance at a time: stop, modify, start, running and healthy in
+    /// the stack's target group again, and only then does the next instance stop. The fake refuses nothing here, but
+    /// notes every stop while another instance is not a healthy target.
+    #[tokio::test]
+    async fn an_instance_type_change_rolls_one_instance_at_a_time_each_healthy_before_the_next_stops() {
+        let aws = Fake::default();
+        let cloud = aws.cloud(fast());
+        let first = stack(SPEC);
+        let plan = plan_of(&cloud, &first).await;
+        apply(&cloud, &first, &plan).await;
+        // Time passes: both are healthy targets.
+        aws.with(|w| w.instances.values_mut().for_each(|i| i.warming = None));
+        let before: Vec<String> = aws.with(|w| w.instances.keys().cloned().collect());
+
+        let bigger = stack(&SPEC.replace("t3.micro", "t3.small"));
+        let plan = plan_of(&cloud, &bigger).await;
+        assert_eq!(
+            actions(&plan),
+            [("instance.web_1".to_string(), Action::Update), ("instance.web_2".to_string(), Action::Update)],
+            "in place, not replaced"
+        );
+        for c in plan.changes.iter().filter(|c| c.action == Action::Update) {
+            assert_eq!(c.changed(), ["instance_type"], "{}", c.address);
+        }
+        aws.with(|w| w.log.clear());
+        let (_, events) = apply(&cloud, &bigger, &plan).await;
+
+        let (log, violations) = aws.with(|w| (w.log.clone(), w.violations.clone()));
+        assert!(violations.is_empty(), "{violations:#?}\n{log:#?}");
+        let at = |line: &str| log.iter().position(|l| l == line).unwrap_or_else(|| panic!("no {line:?} in {log:#?}"));
+        let mut stops: Vec<(usize, &String)> =
+            before.iter().map(|id| (at(&format!("StopInstances {id}")), id)).collect();
+        stops.sort();
+        let (first, second) = (stops[0].1, stops[1].1);
+        assert!(at(&format!("StopInstances {first}")) < at(&format!("ModifyInstanceAttribute {first}")));
+        assert!(at(&format!("ModifyInstanceAttribute {first}")) < at(&format!("StartInstances {first}")));
+        assert!(at(&format!("StartInstances {first}")) < at(&format!("healthy {first}")));
+        assert!(
+            at(&format!("healthy {first}")) < at(&format!("StopInstances {second}")),
+            "{first} is healthy again before {second} stops: {log:#?}"
+        );
+        assert!(at(&format!("StopInstances {second}")) < at(&format!("healthy {second}")));
+        let after: Vec<(String, String, String)> = aws.with(|w| {
+            w.instances
+                .iter()
+                .map(|(id, i)| (id.clone(), i.instance_type.clone(), i.state.as_str().to_string()))
+                .collect()
+        });
+        let want: Vec<(String, String, String)> =
+            before.iter().map(|id| (id.clone(), "t3.small".to_string(), "running".to_string())).collect();
+        assert_eq!(after, want, "the same instances, changed and running");
+        let events = events.all();
+        assert!(
+            events.iter().any(|e| e.contains("update: running; target health: initial")),
+            "progress shows the health wait: {events:#?}"
+        );
+        assert!(plan_of(&cloud, &bigger).await.changes.iter().all(|c| c.action == Action::NoOp), "converged");
+    }
+}
