@@ -320,8 +320,8 @@ async fn an_adopted_zone_gets_the_records_and_destroy_leaves_it_and_its_other_re
     r53.delete_hosted_zone().id(&id).send().await.unwrap();
 }
 
-/// A record at `www` that webscale does not own: apply refuses to write there, naming the record, and leaves it as
-/// it was (no ownership record added either); destroy leaves it too.
+/// A record at `www` that webscale does not own: the plan shows it (`blocked_by`), and apply stops before changing
+/// anything, naming the record, which stays as it was (no ownership record added either); destroy leaves it too.
 #[tokio::test]
 async fn an_unowned_record_at_www_makes_apply_refuse_naming_it() {
     if no_load_balancers().await {
@@ -335,12 +335,17 @@ async fn an_unowned_record_at_www_makes_apply_refuse_naming_it() {
     change(&r53, &id, ChangeAction::Create, plain(&www, RrType::A, "192.0.2.20")).await;
     let stack = stack.with_spec(&reference_with(&format!("[dns]\nzone = \"{name}\"\ncreate_zone = false\n")));
 
+    let plan = stack.plan();
+    let planned = plan["changes"].as_array().unwrap().iter().find(|c| c["address"] == "dns_record.www").cloned();
+    let planned = planned.unwrap_or_else(|| panic!("dns_record.www is planned: {plan}"));
+    assert_eq!(planned["blocked_by"], json!([format!("record A {www} (192.0.2.20)")]), "the plan names it");
     let run = stack.run(&["apply", "--auto-approve"]);
     assert_ne!(run.code, 0, "{run}");
     let said = format!("{}{}", run.stdout, run.stderr);
     assert!(said.contains("dns_record.www") && said.contains(&format!("A {www} (192.0.2.20)")), "{said}");
-    assert!(said.contains("does not own"), "{said}");
+    assert!(said.contains("does not own") && said.contains("Nothing was changed"), "{said}");
     let found = records(&r53, &id).await;
+    assert!(find(&found, &name, RrType::A).is_none(), "apply stopped before writing anything: {found:#?}");
     let a = find(&found, &www, RrType::A).expect("still there");
     assert!(a.alias_target().is_none() && a.resource_records()[0].value() == "192.0.2.20", "unchanged: {a:?}");
     assert!(find(&found, &format!("_webscale.{www}"), RrType::Txt).is_none(), "not claimed");

@@ -594,19 +594,23 @@ fn check_endpoint(settings: &Settings) -> Result<(), Error> {
 }
 
 /// A delete that cannot complete (something the stack does not own is inside) is refused before anything starts:
-/// waiting 15 minutes on `DependencyViolation` helps nobody, and a half-done destroy helps less.
+/// waiting 15 minutes on `DependencyViolation` helps nobody, and a half-done destroy helps less. So is a create
+/// where something the stack does not own already sits (a DNS record made by hand): webscale never takes it over.
 fn refuse_if_blocked(plan: &Plan, verb: &str) -> Result<(), Error> {
     let blocked: Vec<String> = plan
         .changes
         .iter()
         .filter(|c| !c.blocked_by.is_empty())
-        .map(|c| format!("\n  {} ({}) holds {}", c.address, c.id.as_deref().unwrap_or("?"), c.blocked_by.join(", ")))
+        .map(|c| match c.id.as_deref() {
+            None => format!("\n  {} would be written over {}", c.address, c.blocked_by.join(", ")),
+            Some(id) => format!("\n  {} ({id}) holds {}", c.address, c.blocked_by.join(", ")),
+        })
         .collect();
     if blocked.is_empty() {
         return Ok(());
     }
     Err(Error::Refused(format!(
-        "{verb} cannot complete: what it would delete holds resources the stack does not own:{}\nDelete those (or move them out), then run the same command again. Nothing was changed.",
+        "{verb} cannot complete: it would delete or write over resources the stack does not own:{}\nDelete those (or move them out), then run the same command again. Nothing was changed.",
         blocked.concat()
     )))
 }

@@ -109,8 +109,8 @@ pub struct Change {
     /// Resources this one waits for although no attribute refers to them.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub depends_on: Vec<Address>,
-    /// What the stack does not own that keeps this delete from completing (found at plan time): apply and destroy
-    /// refuse to start while any change has some.
+    /// What the stack does not own that keeps this delete from completing, or that sits where this create would
+    /// write (found at plan time): apply and destroy refuse to start while any change has some.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub blocked_by: Vec<String>,
     /// Something the stack uses but does not own, found at plan time (never changed; not counted in the summary).
@@ -279,7 +279,8 @@ pub async fn build_selected(
 }
 
 /// Asks every resource the plan deletes what the stack does not own inside it (a subnet added by hand to its
-/// VPC). Only deletes ask, so a plan that deletes nothing makes no extra call.
+/// VPC), and every resource it creates what the stack does not own in its place (a record made by hand). Only deletes
+/// and creates ask, so a plan that changes nothing makes no extra call.
 async fn blocked(
     kinds: Kinds<'_>,
     ctx: &crate::resources::ReadCtx<'_>,
@@ -290,9 +291,24 @@ async fn blocked(
     let owned = &owned;
     let asks = plan.changes.iter().enumerate().filter_map(|(i, c)| {
         let deleting = matches!(c.action, Action::Delete | Action::Replace(_));
+        let creating = matches!(c.action, Action::Create | Action::Replace(_));
         let kind = crate::resources::find(kinds, c.address.kind())?;
-        let live = c.live.as_ref().filter(|_| deleting && kind.owns_id())?;
-        Some(async move { kind.strangers(ctx, live, owned).await.map(|s| (i, s)) })
+        let live = c.live.as_ref().filter(|_| deleting && kind.owns_id());
+        // Creates ask too: what the stack does not own where the new resource would go (a record made by hand).
+        let new = c.desired.as_ref().filter(|_| creating);
+        if live.is_none() && new.is_none() {
+            return None;
+        }
+        Some(async move {
+            let mut found = Vec::new();
+            if let Some(live) = live {
+                found.extend(kind.strangers(ctx, live, owned).await?);
+            }
+            if let Some(new) = new {
+                found.extend(kind.occupied(ctx, new).await?);
+            }
+            Ok::<_, crate::aws::CloudError>((i, found))
+        })
     });
     for (i, strangers) in futures::future::try_join_all(asks).await? {
         plan.changes[i].blocked_by = strangers;

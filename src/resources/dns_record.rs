@@ -134,6 +134,34 @@ impl Kind for DnsRecord {
         Ok(out)
     }
 
+    /// At plan time, from the listing the read made (no call of its own): a record the stack does not own where
+    /// this one would be written. The plan shows it, and apply stops before changing anything.
+    async fn occupied(&self, ctx: &ReadCtx<'_>, desired: &Desired) -> Result<Vec<String>, CloudError> {
+        let Some(zone) = desired.attrs.get("zone").and_then(super::as_reference) else { return Ok(Vec::new()) };
+        let name = desired.attrs.get("name").and_then(|v| v.as_str()).unwrap_or_default();
+        let types: Vec<String> = desired
+            .attrs
+            .get("types")
+            .and_then(|v| v.as_array())
+            .map(|t| t.iter().filter_map(|t| t.as_str().map(str::to_string)).collect())
+            .unwrap_or_default();
+        let stack = ctx.cloud.stack();
+        let spec_zone = ctx.stack.dns.as_ref().map(|d| d.zone.as_str());
+        let zones = route53::zones(ctx).await?;
+        let found = zones.iter().find(|z| match zone.kind() {
+            "hosted_zone" => super::hosted_zone::owned(z, stack).as_ref() == Some(&zone),
+            _ => !z.private && Some(z.name.as_str()) == spec_zone,
+        });
+        // A zone still to be created holds nothing.
+        let Some(found) = found else { return Ok(Vec::new()) };
+        let records = route53::records(ctx, &found.id).await?;
+        let owner_name = route53::owner_name(name);
+        let at = |n: &str| -> Vec<ResourceRecordSet> {
+            records.iter().filter(|r| route53::normal_name(r.name()) == n).cloned().collect()
+        };
+        Ok(in_the_way(&types, &at(name), &at(&owner_name), stack).into_iter().map(|r| format!("record {r}")).collect())
+    }
+
     async fn create(&self, cloud: &Cloud, op: &Op<'_>) -> Result<Created, CloudError> {
         let want: Attrs = op.desired()?;
         let id = record_id(&want.zone, &want.name);
@@ -247,23 +275,11 @@ async fn write(cloud: &Cloud, op: &Op<'_>, want: &Attrs, id: &str) -> Result<(),
     let stack = cloud.stack();
     let ours = at_owner.iter().find_map(|r| route53::owner_of(r).filter(|o| o.stack == stack).map(|o| (r, o)));
     let owned: Vec<String> = ours.as_ref().map(|(_, o)| o.types.clone()).unwrap_or_default();
-    let mut foreign: Vec<String> = Vec::new();
-    if ours.is_none() {
-        // Another stack's ownership record, or any other TXT at the ownership name: not ours to overwrite.
-        foreign.extend(at_owner.iter().map(|r| match route53::owner_of(r) {
-            Some(o) => format!("{} (owned by stack {})", route53::describe(r), o.stack),
-            None => route53::describe(r),
-        }));
-    }
+    let foreign = in_the_way(&want.types, &here, &at_owner, stack);
     let mut changes = Vec::new();
     for r in &here {
         let kind = r.r#type().as_str();
-        let wanted = want.types.iter().any(|t| t == kind);
-        let is_ours = owned.iter().any(|t| t == kind);
-        // A CNAME cannot share its name with any other record.
-        if (wanted || kind == "CNAME") && !is_ours {
-            foreign.push(route53::describe(r));
-        } else if is_ours && !wanted {
+        if owned.iter().any(|t| t == kind) && !want.types.iter().any(|t| t == kind) {
             changes.push(change(ChangeAction::Delete, r.clone())?);
         }
     }
@@ -296,6 +312,35 @@ async fn write(cloud: &Cloud, op: &Op<'_>, want: &Attrs, id: &str) -> Result<(),
     let out = send(cloud, op, &want.zone, changes).await?;
     route53::started(cloud, op.address, id, out.as_ref());
     Ok(())
+}
+
+/// What the stack does not own that writing alias records of `types` at a name would overwrite: a record of one of
+/// those types (or a CNAME, which cannot share its name with anything) that no ownership record of the stack covers,
+/// and, unless the stack's own ownership record is there, whatever sits at the ownership name (another stack's).
+/// `here`: the record sets named so; `at_owner`: those at its ownership name.
+fn in_the_way(
+    types: &[String],
+    here: &[ResourceRecordSet],
+    at_owner: &[ResourceRecordSet],
+    stack: &str,
+) -> Vec<String> {
+    let ours = at_owner.iter().find_map(|r| route53::owner_of(r).filter(|o| o.stack == stack));
+    let owned: Vec<String> = ours.as_ref().map(|o| o.types.clone()).unwrap_or_default();
+    let mut foreign: Vec<String> = Vec::new();
+    if ours.is_none() {
+        foreign.extend(at_owner.iter().map(|r| match route53::owner_of(r) {
+            Some(o) => format!("{} (owned by stack {})", route53::describe(r), o.stack),
+            None => route53::describe(r),
+        }));
+    }
+    for r in here {
+        let kind = r.r#type().as_str();
+        let wanted = types.iter().any(|t| t == kind);
+        if (wanted || kind == "CNAME") && !owned.iter().any(|t| t == kind) {
+            foreign.push(route53::describe(r));
+        }
+    }
+    foreign
 }
 
 fn alias(want: &Attrs, kind: &str) -> Result<ResourceRecordSet, CloudError> {

@@ -557,6 +557,13 @@ pub trait Kind: Send + Sync {
         Ok(Vec::new())
     }
 
+    /// Before a create, at plan time: what the stack does not own that already sits where the resource would go (a
+    /// DNS record of the same name made by hand), described for a person. webscale never takes over what it does
+    /// not own: apply stops before starting while any answer is not empty, like a blocked delete.
+    async fn occupied(&self, _ctx: &ReadCtx<'_>, _desired: &Desired) -> Result<Vec<String>, CloudError> {
+        Ok(Vec::new())
+    }
+
     /// After a delete gave up on a dependency: what still holds the resource, for the error message.
     async fn blockers(&self, _cloud: &Cloud, _op: &Op<'_>) -> Option<String> {
         None
