@@ -481,6 +481,31 @@ mod tests {
         assert_eq!(live[0].attrs["alias_dns_name"], Value::Null);
     }
 
+    /// The reference stack: apex and www, each an alias A record to the load balancer's outputs in the stack's own
+    /// zone; a dualstack load balancer adds AAAA; an adopted zone is referred to through its lookup.
+    #[test]
+    fn records_alias_the_load_balancer_with_aaaa_when_dualstack() {
+        let file = concat!(env!("CARGO_MANIFEST_DIR"), "/templates/webscale.toml");
+        let text = std::fs::read_to_string(file).unwrap();
+        let parse = |t: &str| crate::spec::parse(std::path::Path::new(file), t, &Default::default()).unwrap();
+        let plain = DnsRecord.desired(&parse(&text));
+        let names: Vec<&str> = plain.iter().map(|d| d.address.as_str()).collect();
+        assert_eq!(names, ["dns_record.apex", "dns_record.www"]);
+        let www = &plain[1].attrs;
+        assert_eq!(www["name"], json!("www.webscale.example.com"));
+        assert_eq!(www["zone"], json!({"ref": "hosted_zone.main"}));
+        assert_eq!(www["types"], json!(["A"]));
+        assert_eq!(www["alias_dns_name"], json!({"ref": "load_balancer.web", "output": "dns_name"}));
+        assert_eq!(www["alias_zone_id"], json!({"ref": "load_balancer.web", "output": "canonical_hosted_zone_id"}));
+        assert_eq!(plain[0].region, GLOBAL);
+
+        let dual =
+            DnsRecord.desired(&parse(&text.replacen("[load_balancer]\n", "[load_balancer]\ndualstack = true\n", 1)));
+        assert_eq!(dual[0].attrs["types"], json!(["A", "AAAA"]));
+        let adopted = DnsRecord.desired(&parse(&text.replacen("[dns]\n", "[dns]\ncreate_zone = false\n", 1)));
+        assert_eq!(adopted[0].attrs["zone"], json!({"ref": "dns_zone.main"}));
+    }
+
     #[test]
     fn the_refusal_names_the_record_and_what_to_do() {
         let e = not_ours(
