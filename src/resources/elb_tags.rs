@@ -34,6 +34,16 @@ pub fn client<'a>(cloud: &'a Cloud, region: &str) -> Result<&'a Client, CloudErr
     Ok(&cloud.clients(region)?.elbv2)
 }
 
+/// For ELBv2 creates: no automatic retries. AWS answers a repeated CreateLoadBalancer / CreateTargetGroup /
+/// CreateListener with the same name and settings with what the first call made, but the emulator (moto) makes a
+/// second one, and a throttled or lost call is better finished by the engine, which looks for the resource by its
+/// tags before it creates again (see `aws::ec2_once`). The name stays deterministic, so a repeat the look misses
+/// still meets the first resource on AWS.
+pub fn once() -> aws_sdk_elasticloadbalancingv2::config::Builder {
+    aws_sdk_elasticloadbalancingv2::config::Builder::default()
+        .retry_config(aws_smithy_types::retry::RetryConfig::disabled())
+}
+
 /// The tag set in ELBv2's form, for a create call or AddTags.
 pub fn tag_list(tags: &Tags) -> Vec<Tag> {
     tags.iter().map(|(k, v)| Tag::builder().key(k).value(v).build()).collect()

@@ -147,8 +147,9 @@ impl Kind for Listener {
 
     async fn create(&self, cloud: &Cloud, op: &Op<'_>) -> Result<Created, CloudError> {
         let want: Attrs = op.desired()?;
-        // A repeat with the same settings (the SDK retrying a lost answer) is answered with the listener the first
-        // call made; other settings meet DuplicateListener, which the engine finishes as "already exists".
+        // Never repeated blindly (`elb_tags::once`): after a lost answer the engine looks for the listener by its tags
+        // first. A repeat on AWS is answered with the listener the first call made (same settings) or meets
+        // DuplicateListener (the port is taken), which the engine finishes as "already exists".
         let out = elb_tags::client(cloud, op.region)?
             .create_listener()
             .load_balancer_arn(&want.load_balancer)
@@ -157,6 +158,8 @@ impl Kind for Listener {
             .set_certificates(certificates(&want.certificates))
             .default_actions(aws_action(&want.action))
             .set_tags(Some(tag_list(&want.tags)))
+            .customize()
+            .config_override(elb_tags::once())
             .send()
             .await
             .call("CreateListener")?;

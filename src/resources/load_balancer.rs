@@ -135,9 +135,10 @@ impl Kind for LoadBalancer {
 
     async fn create(&self, cloud: &Cloud, op: &Op<'_>) -> Result<Created, CloudError> {
         let want: Attrs = op.desired()?;
-        // The SDK may repeat this call (an answer lost): the same name and settings make AWS answer with the load
-        // balancer the first call made; different settings meet DuplicateLoadBalancerName, which the engine finishes
-        // as "already exists" (it finds the load balancer by its tags).
+        // Never repeated blindly (`elb_tags::once`): after a lost answer the engine looks for the load balancer by its
+        // tags before creating again. A repeat it misses meets the same name: AWS answers with the load balancer the
+        // first call made (same settings) or DuplicateLoadBalancerName, which the engine finishes as "already
+        // exists".
         let out = elb_tags::client(cloud, op.region)?
             .create_load_balancer()
             .name(unique_name(cloud.stack(), op.address, &op.token))
@@ -147,6 +148,8 @@ impl Kind for LoadBalancer {
             .set_subnets(Some(want.subnets))
             .set_security_groups(Some(want.security_groups))
             .set_tags(Some(tag_list(&want.tags)))
+            .customize()
+            .config_override(elb_tags::once())
             .send()
             .await
             .call("CreateLoadBalancer")?;

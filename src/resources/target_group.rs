@@ -192,8 +192,9 @@ impl Kind for TargetGroup {
         let want: Attrs = op.desired()?;
         let elb = elb_tags::client(cloud, op.region)?;
         let hc = &want.health_check;
-        // Same name and settings on a repeat (the SDK retrying a lost answer): AWS answers with the group the first
-        // call made. Other settings: DuplicateTargetGroupName, finished by the engine as "already exists".
+        // Never repeated blindly (`elb_tags::once`): after a lost answer the engine looks for the group by its tags
+        // first. A repeat meets the same name: AWS answers with the group the first call made (same settings) or
+        // DuplicateTargetGroupName, which the engine finishes as "already exists".
         let out = elb
             .create_target_group()
             .name(unique_name(cloud.stack(), op.address, &op.token))
@@ -209,6 +210,8 @@ impl Kind for TargetGroup {
             .unhealthy_threshold_count(hc.unhealthy_threshold)
             .matcher(Matcher::builder().http_code(&hc.matcher).build())
             .set_tags(Some(tag_list(&want.tags)))
+            .customize()
+            .config_override(elb_tags::once())
             .send()
             .await
             .call("CreateTargetGroup")?;
