@@ -304,6 +304,8 @@ mod fake {
     pub const REGION: &str = "us-east-1";
     /// Polls a transition takes (pending -> running, stopping -> stopped, initial -> healthy).
     pub const POLLS: usize = 3;
+    /// Instances in one page of a tag-filtered DescribeInstances.
+    pub const PAGE: usize = 2;
     const TARGET_GROUP: &str = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/web/1";
 
     #[derive(Debug, Clone)]
@@ -338,6 +340,8 @@ mod fake {
         /// Refusals a real AWS or load balancer would mind (a stop while another target is not healthy).
         pub violations: Vec<String>,
         pub lose_next_launch: bool,
+        /// SSM parameter name -> value (public parameters such as the Amazon Linux image id).
+        pub parameters: BTreeMap<String, String>,
         /// Instance id -> tag-filtered describes that leave it out.
         unseen: BTreeMap<String, usize>,
         next: usize,
@@ -359,6 +363,7 @@ mod fake {
             i.state = match i.state {
                 InstanceStateName::Pending => {
                     i.warming = Some(POLLS);
+                    self.log.push(format!("running {id}"));
                     InstanceStateName::Running
                 }
                 InstanceStateName::Stopping => InstanceStateName::Stopped,
@@ -428,7 +433,8 @@ mod fake {
         }
 
         pub fn cloud(&self, retry: RetryPolicy) -> Cloud {
-            let clients = Clients { ec2: self.ec2(), elbv2: self.elbv2(), ..crate::mocked::unused_clients() };
+            let clients =
+                Clients { ec2: self.ec2(), elbv2: self.elbv2(), ssm: self.ssm(), ..crate::mocked::unused_clients() };
             Cloud::from_clients("mocked", REGION, clients, retry)
         }
 
@@ -519,16 +525,29 @@ mod fake {
                         _ => true,
                     })
                     .collect();
+                // A listing by tag is paged, PAGE instances (one reservation each) a page.
+                let (ids, next) = if tagged {
+                    let start: usize = req
+                        .next_token()
+                        .map(|t| t.strip_prefix("page/").and_then(|n| n.parse().ok()).expect("a token the fake issued"))
+                        .unwrap_or(0);
+                    let next = (start + PAGE < ids.len()).then(|| format!("page/{}", start + PAGE));
+                    (ids.into_iter().skip(start).take(PAGE).collect::<Vec<_>>(), next)
+                } else {
+                    (ids, None)
+                };
                 if by_id && ids.is_empty() {
                     return MockResponse::Error(ec2op::describe_instances::DescribeInstancesError::generic(
                         ErrorMetadata::builder().code("InvalidInstanceID.NotFound").message("no such").build(),
                     ));
                 }
-                let reservation = Reservation::builder()
-                    .set_instances(Some(ids.iter().map(|id| world.describe(id)).collect()))
-                    .build();
+                let reservations =
+                    ids.iter().map(|id| Reservation::builder().instances(world.describe(id)).build()).collect();
                 MockResponse::Output(
-                    ec2op::describe_instances::DescribeInstancesOutput::builder().reservations(reservation).build(),
+                    ec2op::describe_instances::DescribeInstancesOutput::builder()
+                        .set_reservations(Some(reservations))
+                        .set_next_token(next)
+                        .build(),
                 )
             });
             let w = self.clone();
@@ -649,6 +668,41 @@ mod fake {
             )
         }
 
+        /// Parameter Store: GetParameter from [`World::parameters`].
+        fn ssm(&self) -> aws_sdk_ssm::Client {
+            use aws_sdk_ssm::Client as Ssm;
+            use aws_sdk_ssm::operation::get_parameter::{GetParameterError, GetParameterOutput};
+            let w = self.clone();
+            let get = mock!(Ssm::get_parameter).then_compute_response(move |req| {
+                let mut world = w.0.lock().unwrap();
+                let name = req.name().unwrap_or_default().to_string();
+                world.log.push(format!("GetParameter {name}"));
+                match world.parameters.get(&name) {
+                    Some(value) => MockResponse::Output(
+                        GetParameterOutput::builder()
+                            .parameter(aws_sdk_ssm::types::Parameter::builder().name(&name).value(value).build())
+                            .build(),
+                    ),
+                    None => MockResponse::Error(GetParameterError::ParameterNotFound(
+                        aws_sdk_ssm::types::error::ParameterNotFound::builder()
+                            .meta(aws_sdk_ssm::error::ErrorMetadata::builder().code("ParameterNotFound").build())
+                            .build(),
+                    )),
+                }
+            });
+            let interceptor = MockResponseInterceptor::new().rule_mode(RuleMode::MatchAny).with_rule(&get);
+            aws_sdk_ssm::Client::from_conf(
+                aws_sdk_ssm::Config::builder()
+                    .behavior_version_latest()
+                    .region(Region::new(REGION))
+                    .credentials_provider(aws_sdk_ssm::config::Credentials::new("test", "test", None, None, "test"))
+                    .retry_config(RetryConfig::disabled())
+                    .http_client(create_mock_http_client())
+                    .interceptor(interceptor)
+                    .build(),
+            )
+        }
+
         /// One target group of the stack (another stack's beside it) holding every instance.
         fn elbv2(&self) -> aws_sdk_elasticloadbalancingv2::Client {
             use aws_sdk_elasticloadbalancingv2::Client as Elb;
@@ -744,11 +798,12 @@ mod mocked_sdk {
     use webscale::apply::{self, Hook, Options, Phase, Report, Result_};
     use webscale::aws::{Cloud, CloudError};
     use webscale::plan::{self, Action, Mode, Plan};
+    use webscale::resources::ami::Ami;
     use webscale::resources::instance::Instance;
     use webscale::resources::{Address, Attr, Attrs, Created, Desired, Kind, Live, Op, ReadCtx};
     use webscale::spec::{self, RegionChoice, Stack};
 
-    use super::fake::{Fake, POLLS};
+    use super::fake::{Fake, PAGE, POLLS};
     use crate::mocked::fast;
 
     /// Kinds the instances refer to and these tests do not exercise: they exist, unchanged, and are never acted on.
@@ -791,7 +846,7 @@ mod mocked_sdk {
 
     static SUBNETS: Given = Given { kind: "subnet", ids: &[("private_a", "subnet-a"), ("private_b", "subnet-b")] };
     static GROUPS: Given = Given { kind: "security_group", ids: &[("web", "sg-web")] };
-    static KINDS: &[&dyn Kind] = &[&SUBNETS, &GROUPS, &Instance];
+    static KINDS: &[&dyn Kind] = &[&SUBNETS, &GROUPS, &Ami, &Instance];
 
     const SPEC: &str = r#"
 [stack]
@@ -979,5 +1034,95 @@ user_data = "user-data.sh"
             "progress shows the health wait: {events:#?}"
         );
         assert!(plan_of(&cloud, &bigger).await.changes.iter().all(|c| c.action == Action::NoOp), "converged");
+    }
+
+    const AL2023: &str = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64";
+
+    /// SPEC with its AMI given as the Amazon Linux parameter path.
+    fn by_parameter() -> String {
+        SPEC.replace("ami = \"ami-0abc12345def67890\"", &format!("ami = \"{AL2023}\""))
+    }
+
+    /// The read budget: however many instances, a plan reads them with one tag-filtered DescribeInstances a page
+    /// and one DescribeVolumes, and the AMI with one GetParameter; nothing per instance. (The plan being empty
+    /// also proves every page was read: an instance on a page left unread would be planned as a create.)
+    #[tokio::test]
+    async fn a_plan_reads_instances_in_a_fixed_number_of_calls_however_many_there_are() {
+        let aws = Fake::default();
+        aws.with(|w| w.parameters.insert(AL2023.into(), "ami-0aaa1111bbbb2222c".into()));
+        let cloud = aws.cloud(fast());
+        let five = stack(&by_parameter().replace("count = 2", "count = 5"));
+        let plan = plan_of(&cloud, &five).await;
+        apply(&cloud, &five, &plan).await;
+
+        aws.with(|w| w.log.clear());
+        let plan = plan_of(&cloud, &five).await;
+        assert!(actions(&plan).is_empty(), "{:?}", actions(&plan));
+        let mut calls = aws.with(|w| w.log.clone());
+        calls.sort();
+        let pages = 5usize.div_ceil(PAGE);
+        let mut want = vec![format!("GetParameter {AL2023}"), "DescribeVolumes".to_string()];
+        want.extend((0..pages).map(|_| "DescribeInstances ".to_string()));
+        want.sort();
+        assert_eq!(calls, want);
+    }
+
+    /// `ami` as a parameter path: the plan reads the image id it holds (`ami.web`, a lookup) and the instances
+    /// launch from it. A newer image published under the path plans create-first replacements (new instances
+    /// running before the old ones are terminated); a path that holds nothing, or no image id, fails the plan
+    /// naming it.
+    #[tokio::test]
+    async fn an_ami_parameter_is_looked_up_and_a_new_image_rolls_the_instances_create_first() {
+        let aws = Fake::default();
+        aws.with(|w| w.parameters.insert(AL2023.into(), "ami-0aaa1111bbbb2222c".into()));
+        let cloud = aws.cloud(fast());
+        let stack = stack(&by_parameter());
+        let plan = plan_of(&cloud, &stack).await;
+        let lookup = plan.changes.iter().find(|c| c.address.as_str() == "ami.web").expect("the lookup");
+        assert!(
+            lookup.lookup && lookup.action == Action::NoOp && lookup.id.as_deref() == Some("ami-0aaa1111bbbb2222c")
+        );
+        apply(&cloud, &stack, &plan).await;
+        let images: Vec<String> = aws.with(|w| w.instances.values().map(|i| i.image.clone()).collect());
+        assert_eq!(images, ["ami-0aaa1111bbbb2222c", "ami-0aaa1111bbbb2222c"]);
+        let old: Vec<String> = aws.with(|w| w.instances.keys().cloned().collect());
+
+        // A new release.
+        aws.with(|w| w.parameters.insert(AL2023.into(), "ami-0ccc3333dddd4444e".into()));
+        let plan = plan_of(&cloud, &stack).await;
+        let create_first = Action::Replace(webscale::resources::ReplaceOrder::CreateFirst);
+        assert_eq!(
+            actions(&plan),
+            [("instance.web_1".to_string(), create_first), ("instance.web_2".to_string(), create_first)]
+        );
+        let web_1 = plan.changes.iter().find(|c| c.address.as_str() == "instance.web_1").unwrap();
+        assert_eq!(web_1.reason.as_deref(), Some("ami forces replacement"));
+        aws.with(|w| w.log.clear());
+        apply(&cloud, &stack, &plan).await;
+        let log = aws.with(|w| w.log.clone());
+        let (new, images): (Vec<String>, Vec<String>) = aws.with(|w| {
+            w.instances
+                .iter()
+                .filter(|(_, i)| i.state.as_str() == "running")
+                .map(|(id, i)| (id.clone(), i.image.clone()))
+                .unzip()
+        });
+        assert_eq!(images, ["ami-0ccc3333dddd4444e", "ami-0ccc3333dddd4444e"]);
+        assert!(new.iter().all(|id| !old.contains(id)), "new instances");
+        // Each old instance is terminated only after its successor (at the same address) was seen running.
+        let at = |line: &str| log.iter().position(|l| l == line).unwrap_or_else(|| panic!("no {line:?}: {log:#?}"));
+        let address = |id: &String| aws.with(|w| w.instances[id].tags["webscale:address"].clone());
+        for old in &old {
+            let successor = new.iter().find(|n| address(n) == address(old)).expect("a successor");
+            assert!(at(&format!("running {successor}")) < at(&format!("TerminateInstances {old}")), "{log:#?}");
+        }
+
+        // Nothing under the path, then something that is not an image id.
+        aws.with(|w| w.parameters.clear());
+        let err = plan::build_with(KINDS, &cloud, &stack, Mode::Apply).await.unwrap_err().to_string();
+        assert!(err.contains(&format!("ami.web: found nothing for parameter = \"{AL2023}\"")), "{err}");
+        aws.with(|w| w.parameters.insert(AL2023.into(), "not-an-image".into()));
+        let err = plan::build_with(KINDS, &cloud, &stack, Mode::Apply).await.unwrap_err().to_string();
+        assert!(err.contains(AL2023) && err.contains("not an AMI id"), "{err}");
     }
 }

@@ -296,10 +296,10 @@ impl Kind for Instance {
         }
         // The root volume follows the instance's tags; one read without them is tagged again (its size and
         // encryption are then compared by the next plan).
-        if want.tags != have.tags || have.root_volume.is_none() {
-            if let Some((volume, tags)) = root_volume(ec2, id).await? {
-                ec2_tags::sync_tags(cloud, op.region, &volume, &want.tags, &tags).await?;
-            }
+        if (want.tags != have.tags || have.root_volume.is_none())
+            && let Some((volume, tags)) = root_volume(ec2, id).await?
+        {
+            ec2_tags::sync_tags(cloud, op.region, &volume, &want.tags, &tags).await?;
         }
         Ok(())
     }
@@ -603,7 +603,10 @@ struct Lane {
     last_failure: Mutex<Option<String>>,
 }
 
-static LANES: LazyLock<Mutex<HashMap<(String, String), Arc<Lane>>>> = LazyLock::new(Default::default);
+/// (stack, region) -> its lane.
+type Lanes = HashMap<(String, String), Arc<Lane>>;
+
+static LANES: LazyLock<Mutex<Lanes>> = LazyLock::new(Default::default);
 
 fn lane(stack: &str, region: &str) -> Arc<Lane> {
     let mut lanes = LANES.lock().unwrap_or_else(|e| e.into_inner());
