@@ -746,3 +746,53 @@ async fn a_stack_without_a_load_balancer_plans_where_elbv2_is_not_served() {
     warned.sort();
     assert_eq!(warned, ["listeners", "load balancers", "target groups"], "{:#?}", plan.warnings);
 }
+
+/// A create whose first answer was lost and that was sent again (by hand here; webscale itself never repeats it
+/// blindly): on AWS the name, derived from the create's token, is taken, so the repeat meets
+/// `DuplicateLoadBalancerName`. The engine takes that as "already exists", finds the load balancer by its tags,
+/// finishes it and waits for it: one CreateLoadBalancer, the first load balancer's ARN and outputs, nothing else
+/// created.
+#[tokio::test(start_paused = true)]
+async fn a_duplicate_load_balancer_name_is_finished_as_the_load_balancer_already_made() {
+    use elbv2::error::ErrorMetadata;
+    let create = mock!(Elb::create_load_balancer).then_error(|| {
+        op::create_load_balancer::CreateLoadBalancerError::generic(
+            ErrorMetadata::builder()
+                .code("DuplicateLoadBalancerName")
+                .message("A load balancer with the same name 'mocked-web-01234567' exists, but with different settings")
+                .build(),
+        )
+    });
+    // The plan finds nothing; after the refused create the engine's look finds the first call's load balancer,
+    // still provisioning, and waits until it is active.
+    let describe = mock!(Elb::describe_load_balancers)
+        .sequence()
+        .output(|| op::describe_load_balancers::DescribeLoadBalancersOutput::builder().build())
+        .output(|| balancers(LoadBalancerStateEnum::Provisioning))
+        .output(|| balancers(LoadBalancerStateEnum::Provisioning))
+        .output(|| balancers(LoadBalancerStateEnum::Active))
+        .build();
+    let tags = describe_tags(|arn| (arn == LB_ARN).then_some("load_balancer.web"));
+    let cloud = cloud_with(mocked_elb(&[&create, &describe, &tags]));
+    let address = Address::new("load_balancer", "web");
+    // Plain ids where the real kind refers to the network tier, which this test leaves out.
+    let desired = json!({
+        "vpc": "vpc-1",
+        "scheme": "internet-facing",
+        "subnets": ["subnet-a"],
+        "security_groups": ["sg-lb"],
+        "ip_address_type": "ipv4",
+        "tags": { "webscale:stack": STACK, "webscale:address": "load_balancer.web" },
+    });
+    let kind = Declared(vec![Desired::new(REGION, address.clone(), &desired)]);
+    let kinds: &[&dyn Kind] = &[&kind];
+    let plan = plan::build_with(kinds, &cloud, &stack(), Mode::Apply).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(plan.changes.iter().map(|c| c.action).collect::<Vec<_>>(), [PlanAction::Create]);
+
+    let report =
+        apply::apply_with(kinds, &cloud, &stack(), &plan, &Options::default(), &Statuses::default()).await.unwrap();
+    assert!(!report.failed(), "{:#?}", report.operations);
+    assert_eq!(report.ids.get(&address).map(String::as_str), Some(LB_ARN), "the first call's load balancer");
+    assert_eq!(create.num_calls(), 1, "created once, never again");
+    assert_eq!(describe.num_calls(), 4, "plan, the engine's look, then the wait until active");
+}
