@@ -18,6 +18,7 @@ mod nat;
 mod ownership;
 mod proxy;
 mod replace;
+mod runbooks;
 mod support;
 mod terraform_habits;
 mod upgrade;
