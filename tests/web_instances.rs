@@ -446,8 +446,24 @@ mod fake {
                 let token = req.client_token().unwrap_or_default().to_string();
                 world.log.push(format!("RunInstances token={token}"));
                 assert!(!token.is_empty(), "RunInstances without a client token");
-                let existing = world.instances.iter().find(|(_, i)| i.token == token).map(|(id, _)| id.clone());
-                let id = match existing {
+                // The same token answers the first launch, even once it is terminated; with other parameters it is
+                // refused.
+                let existing = world.instances.iter().find(|(_, i)| i.token == token).map(|(id, i)| (id.clone(), i));
+                let same = |i: &Inst| {
+                    Some(i.image.as_str()) == req.image_id()
+                        && req.instance_type().map(|t| t.as_str()) == Some(i.instance_type.as_str())
+                };
+                if let Some((_, i)) = &existing
+                    && !same(i)
+                {
+                    return MockResponse::Error(ec2op::run_instances::RunInstancesError::generic(
+                        ErrorMetadata::builder()
+                            .code("IdempotentParameterMismatch")
+                            .message("The client token you have provided is associated with a resource that is already deleted or with different parameters.")
+                            .build(),
+                    ));
+                }
+                let id = match existing.map(|(id, _)| id) {
                     Some(id) => id,
                     None => {
                         let id = world.id("i");
@@ -954,6 +970,46 @@ user_data = "user-data.sh"
         assert_eq!(ids.len(), 1, "one instance: {ids:?}");
         assert_eq!(report.ids.get(&Address::new("instance", "web_1")), Some(&ids[0]));
         assert!(plan_of(&cloud, &stack).await.changes.iter().all(|c| c.action == Action::NoOp), "converged");
+    }
+
+    /// An address launched again (web_2 removed, then added back) gets the same create token, which AWS answers,
+    /// for a while, with the first launch: terminated by now, or refused when the parameters differ
+    /// (`IdempotentParameterMismatch`). Either way a new instance is launched under a token of its own, and only
+    /// one.
+    #[tokio::test]
+    async fn an_address_launched_again_gets_a_new_instance_despite_its_earlier_token() {
+        let aws = Fake::default();
+        let cloud = aws.cloud(fast());
+        let two = stack(SPEC);
+        apply(&cloud, &two, &plan_of(&cloud, &two).await).await;
+        let one = stack(&SPEC.replace("count = 2", "count = 1"));
+        let plan = plan_of(&cloud, &one).await;
+        assert_eq!(actions(&plan), [("instance.web_2".to_string(), Action::Delete)]);
+        apply(&cloud, &one, &plan).await;
+        let live = |w: &super::fake::World| -> Vec<String> {
+            w.instances.iter().filter(|(_, i)| i.state.as_str() == "running").map(|(id, _)| id.clone()).collect()
+        };
+
+        // The same parameters: the token answers the terminated instance.
+        aws.with(|w| w.log.clear());
+        apply(&cloud, &two, &plan_of(&cloud, &two).await).await;
+        let launches: Vec<String> =
+            aws.with(|w| w.log.iter().filter(|l| l.starts_with("RunInstances")).cloned().collect());
+        assert_eq!(launches.len(), 2, "{launches:#?}");
+        assert_ne!(launches[0], launches[1], "a token of its own");
+        assert_eq!(aws.with(|w| live(w).len()), 2);
+
+        // Other parameters (after another removal): the token is refused.
+        apply(&cloud, &one, &plan_of(&cloud, &one).await).await;
+        let bigger = stack(&SPEC.replace("t3.micro", "t3.small"));
+        let plan = plan_of(&cloud, &bigger).await;
+        aws.with(|w| w.log.clear());
+        apply(&cloud, &bigger, &plan).await;
+        let launches = aws.with(|w| w.log.iter().filter(|l| l.starts_with("RunInstances")).count());
+        assert_eq!(launches, 2, "refused, then launched under another token");
+        let running = aws.with(|w| live(w));
+        assert_eq!(running.len(), 2, "one instance per address");
+        assert!(plan_of(&cloud, &bigger).await.changes.iter().all(|c| c.action == Action::NoOp), "converged");
     }
 
     /// A new instance is `pending` for a while: the create waits until it runs, reporting AWS's state, before
