@@ -342,6 +342,10 @@ mod fake {
         pub lose_next_launch: bool,
         /// SSM parameter name -> value (public parameters such as the Amazon Linux image id).
         pub parameters: BTreeMap<String, String>,
+        /// Instances whose target never gets healthy again once they were stopped (a broken boot).
+        pub broken: std::collections::BTreeSet<String>,
+        /// The stack the target group belongs to ("mocked" unless set).
+        pub stack: String,
         /// Instance id -> tag-filtered describes that leave it out.
         unseen: BTreeMap<String, usize>,
         next: usize,
@@ -435,7 +439,8 @@ mod fake {
         pub fn cloud(&self, retry: RetryPolicy) -> Cloud {
             let clients =
                 Clients { ec2: self.ec2(), elbv2: self.elbv2(), ssm: self.ssm(), ..crate::mocked::unused_clients() };
-            Cloud::from_clients("mocked", REGION, clients, retry)
+            let stack = self.with(|w| if w.stack.is_empty() { "mocked".to_string() } else { w.stack.clone() });
+            Cloud::from_clients(&stack, REGION, clients, retry)
         }
 
         fn ec2(&self) -> aws_sdk_ec2::Client {
@@ -729,12 +734,14 @@ mod fake {
                     .target_groups(elb::TargetGroup::builder().target_group_arn(OTHER).build())
                     .build()
             });
-            let describe_tags = mock!(Elb::describe_tags).then_compute_response(|req| {
+            let w = self.clone();
+            let describe_tags = mock!(Elb::describe_tags).then_compute_response(move |req| {
+                let ours = w.with(|w| if w.stack.is_empty() { "mocked".to_string() } else { w.stack.clone() });
                 let descriptions = req
                     .resource_arns()
                     .iter()
                     .map(|arn| {
-                        let stack = if arn == TARGET_GROUP { "mocked" } else { "someone-else" };
+                        let stack = if arn == TARGET_GROUP { ours.as_str() } else { "someone-else" };
                         elb::TagDescription::builder()
                             .resource_arn(arn)
                             .tags(elb::Tag::builder().key("webscale:stack").value(stack).build())
@@ -754,8 +761,13 @@ mod fake {
                 let mut out = Vec::new();
                 let ids: Vec<String> = world.instances.keys().cloned().collect();
                 for id in ids {
+                    let broken = world.broken.contains(&id);
                     let i = world.instances.get_mut(&id).unwrap();
                     let (state, reason) = match (&i.state, i.warming) {
+                        (InstanceStateName::Running, Some(_)) if broken => (
+                            elb::TargetHealthStateEnum::Unhealthy,
+                            Some(elb::TargetHealthReasonEnum::FailedHealthChecks),
+                        ),
                         (InstanceStateName::Running, None) => (elb::TargetHealthStateEnum::Healthy, None),
                         (InstanceStateName::Running, Some(0)) => {
                             i.warming = None;
@@ -816,7 +828,7 @@ mod mocked_sdk {
     use webscale::plan::{self, Action, Mode, Plan};
     use webscale::resources::ami::Ami;
     use webscale::resources::instance::Instance;
-    use webscale::resources::{Address, Attr, Attrs, Created, Desired, Kind, Live, Op, ReadCtx};
+    use webscale::resources::{Address, Attr, Attrs, Created, Desired, Kind, Live, Op, Progress, ReadCtx};
     use webscale::spec::{self, RegionChoice, Stack};
 
     use super::fake::{Fake, PAGE, POLLS};
@@ -1180,5 +1192,73 @@ user_data = "user-data.sh"
         aws.with(|w| w.parameters.insert(AL2023.into(), "not-an-image".into()));
         let err = plan::build_with(KINDS, &cloud, &stack, Mode::Apply).await.unwrap_err().to_string();
         assert!(err.contains(AL2023) && err.contains("not an AMI id"), "{err}");
+    }
+
+    /// The attributes of an instance of SPEC as the engine hands them to the kind (references resolved).
+    fn attrs(instance_type: &str, address: &str) -> Attrs {
+        let v = json!({
+            "ami": "ami-0abc12345def67890",
+            "instance_type": instance_type,
+            "subnet": "subnet-a",
+            "security_groups": ["sg-web"],
+            "user_data": null,
+            "metadata_http_tokens": "required",
+            "root_volume": { "size": 8, "type": "gp3", "encrypted": true },
+            "tags": { "webscale:stack": "roll-stop", "webscale:address": address },
+        });
+        v.as_object().unwrap().clone()
+    }
+
+    /// The instance type change t3.micro -> t3.small of instance `id`, as the engine hands it to the kind.
+    fn type_change<'a>(address: &'a Address, id: &'a str, changed: &'a [String]) -> Op<'a> {
+        Op {
+            address,
+            region: super::fake::REGION,
+            id: Some(id),
+            desired: Some(attrs("t3.small", address.as_str())),
+            live: Some(attrs("t3.micro", address.as_str())),
+            changed,
+            token: "ws-test".into(),
+            digests: Default::default(),
+        }
+    }
+
+    /// A turn of the roll that never gets its instance healthy again (given up by the engine's timeout) stops the
+    /// turns queued behind it: the next instance is never stopped, so the load balancer keeps a healthy target, and
+    /// its error says why and what to do.
+    #[tokio::test]
+    async fn a_roll_turn_that_never_gets_healthy_stops_the_turns_queued_behind_it() {
+        let aws = Fake::default();
+        // A stack of its own: the roll's turns are per stack and region.
+        aws.with(|w| w.stack = "roll-stop".into());
+        let cloud = aws.cloud(fast());
+        let first = stack(&SPEC.replace("name = \"mocked\"", "name = \"roll-stop\""));
+        apply(&cloud, &first, &plan_of(&cloud, &first).await).await;
+        let ids: Vec<String> = aws.with(|w| {
+            w.instances.values_mut().for_each(|i| i.warming = None);
+            w.instances.keys().cloned().collect()
+        });
+        aws.with(|w| w.broken.insert(ids[0].clone()));
+
+        let (a1, a2) = (Address::new("instance", "web_1"), Address::new("instance", "web_2"));
+        let changed = ["instance_type".to_string()];
+        let (i1, i2) = (ids[0].as_str(), ids[1].as_str());
+        let (op1, op2) = (type_change(&a1, i1, &changed), type_change(&a2, i2, &changed));
+        let (p1, p2) = (Progress::default(), Progress::default());
+        let turn_1 =
+            tokio::time::timeout(Duration::from_millis(400), Instance.wait(&cloud, &op1, i1, Phase::Update, &p1));
+        let turn_2 = async {
+            tokio::task::yield_now().await;
+            Instance.wait(&cloud, &op2, i2, Phase::Update, &p2).await
+        };
+        let (r1, r2) = tokio::join!(turn_1, turn_2);
+
+        assert!(r1.is_err(), "the first turn is given up: {r1:?}");
+        assert!(p1.get().unwrap_or_default().contains("unhealthy"), "{:?}", p1.get());
+        let err = r2.expect_err("the queued turn does not start").to_string();
+        assert!(err.contains("not started: instance.web_1 did not come back healthy"), "{err}");
+        let log = aws.with(|w| w.log.clone());
+        assert!(!log.contains(&format!("StopInstances {i2}")), "{i2} was never stopped: {log:#?}");
+        assert!(aws.with(|w| w.violations.is_empty()));
     }
 }
