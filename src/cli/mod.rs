@@ -197,7 +197,11 @@ pub async fn run(cli: Cli, ui: Ui) -> Result<ExitCode, Error> {
     match cli.command {
         Command::Validate(args) => {
             let stack = load(&settings, &args.file).await?;
-            let n = resources::desired(&stack).len();
+            // What the stack owns, as plans count it: a lookup (the AMI behind an SSM parameter) is not its own.
+            let n = resources::desired(&stack)
+                .iter()
+                .filter(|d| resources::kind(d.address.kind()).is_none_or(|k| !k.is_lookup()))
+                .count();
             ui.out(&format!(
                 "{} is valid: stack {} in {}, {n} resources.",
                 args.file.display(),
