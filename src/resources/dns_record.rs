@@ -121,8 +121,15 @@ impl Kind for DnsRecord {
                 super::hosted_zone::owned(z, stack).is_some() || (!z.private && Some(z.name.as_str()) == spec_zone)
             })
             .collect();
-        let listings =
-            futures::future::try_join_all(used.iter().map(|z| async { route53::records(ctx, &z.id).await })).await?;
+        // A zone listed a moment ago may be gone by now (another stack's zone of the same name, deleted by its own
+        // destroy): it holds nothing of ours any more.
+        let listings = futures::future::try_join_all(used.iter().map(|z| async {
+            match route53::records(ctx, &z.id).await {
+                Err(e) if e.code() == "NoSuchHostedZone" => Ok(Default::default()),
+                other => other,
+            }
+        }))
+        .await?;
         let mut out = Vec::new();
         for (zone, records) in used.iter().zip(listings) {
             for live in owned_records(&zone.id, &records, stack) {
