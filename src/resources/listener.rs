@@ -162,7 +162,8 @@ impl Kind for Listener {
             .config_override(elb_tags::once())
             .send()
             .await
-            .call("CreateListener")?;
+            .call("CreateListener")
+            .map_err(|e| certificate_missing(op, &want.certificates, e))?;
         let arn = out
             .listeners()
             .first()
@@ -185,7 +186,8 @@ impl Kind for Listener {
                 .default_actions(aws_action(&want.action))
                 .send()
                 .await
-                .call("ModifyListener")?;
+                .call("ModifyListener")
+                .map_err(|e| certificate_missing(op, &want.certificates, e))?;
         }
         if want.tags != have.tags {
             elb_tags::sync_tags(cloud, op.region, arn, &want.tags, &have.tags).await?;
@@ -197,6 +199,26 @@ impl Kind for Listener {
         let result = elb_tags::client(cloud, op.region)?.delete_listener().listener_arn(op.id()?).send().await;
         super::gone_ok(result.call("DeleteListener"))
     }
+}
+
+/// AWS's `CertificateNotFound` reads like a resource not visible yet, which the engine would retry for minutes; a
+/// certificate that is not there does not appear by waiting. Said plainly instead, and not retried.
+fn certificate_missing(op: &Op<'_>, arns: &[String], e: CloudError) -> CloudError {
+    if e.code() != "CertificateNotFound" {
+        return e;
+    }
+    CloudError::internal(format!(
+        "{}: {} ({}: {}). The load balancer takes an ACM certificate of its own region ({}): check \
+         [load_balancer] certificate_arn, then run the same command again",
+        op.address,
+        match arns {
+            [one] => format!("certificate {one} was not found"),
+            _ => "the certificate was not found".to_string(),
+        },
+        e.operation,
+        e.message,
+        op.region
+    ))
 }
 
 fn certificates(arns: &[String]) -> Option<Vec<Certificate>> {
@@ -253,5 +275,76 @@ fn live_action(a: &Action) -> Value {
             })
         }
         _ => json!({ "type": kind }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    fn stack(certificate: Option<&str>) -> Stack {
+        let file = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/templates/webscale.toml"));
+        let mut text = std::fs::read_to_string(file).expect("reference template");
+        if let Some(arn) = certificate {
+            text = text.replacen("[load_balancer]\n", &format!("[load_balancer]\ncertificate_arn = \"{arn}\"\n"), 1);
+        }
+        crate::spec::parse(file, &text, &Default::default()).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn without_a_certificate_http_forwards_to_the_target_group() {
+        let desired = Listener.desired(&stack(None));
+        assert_eq!(desired.len(), 1);
+        assert_eq!(desired[0].address, http());
+        assert_eq!(
+            desired[0].attrs["action"],
+            json!({ "type": "forward", "target_group": { "ref": "target_group.web" } })
+        );
+        assert_eq!(desired[0].attrs["certificates"], json!([]));
+    }
+
+    #[test]
+    fn with_a_certificate_https_forwards_and_http_redirects_to_it_once_it_exists() {
+        let arn = "arn:aws:acm:us-east-1:123456789012:certificate/0b6f3a2e-1111-2222-3333-444455556666";
+        let desired = Listener.desired(&stack(Some(arn)));
+        let by = |a: &Address| desired.iter().find(|d| &d.address == a).unwrap_or_else(|| panic!("no {a}"));
+        let (secure, plain) = (by(&https()), by(&http()));
+        assert_eq!((&secure.attrs["port"], &secure.attrs["protocol"]), (&json!(443), &json!("HTTPS")));
+        assert_eq!(secure.attrs["certificates"], json!([arn]));
+        assert_eq!(secure.attrs["action"]["type"], "forward");
+        assert_eq!(
+            plain.attrs["action"],
+            json!({ "type": "redirect", "protocol": "HTTPS", "port": "443", "status_code": "HTTP_301" })
+        );
+        assert_eq!(plain.depends_on, [https()], "HTTP redirects only once HTTPS answers");
+    }
+
+    #[test]
+    fn a_missing_certificate_is_said_plainly_and_not_retried() {
+        let address = https();
+        let op = Op {
+            address: &address,
+            region: "eu-west-1",
+            id: None,
+            desired: None,
+            live: None,
+            changed: &[],
+            token: String::new(),
+            digests: Default::default(),
+        };
+        let aws = CloudError {
+            operation: "CreateListener".into(),
+            code: Some("CertificateNotFound".into()),
+            message: "Certificate 'arn:x' not found".into(),
+        };
+        let e = certificate_missing(&op, &["arn:x".to_string()], aws);
+        assert!(!e.is_not_found() && !e.is_ambiguous(), "the engine does not retry it: {e:?}");
+        assert!(e.message.contains("listener.https: certificate arn:x was not found"), "{e}");
+        assert!(e.message.contains("its own region (eu-west-1)"), "{e}");
+        let other =
+            CloudError { operation: "CreateListener".into(), code: Some("Throttling".into()), message: String::new() };
+        assert_eq!(certificate_missing(&op, &[], other).code(), "Throttling", "other errors pass through");
     }
 }
