@@ -15,8 +15,8 @@ use async_trait::async_trait;
 use aws_sdk_elasticloadbalancingv2::client::Waiters;
 use aws_sdk_elasticloadbalancingv2::operation::describe_target_health::DescribeTargetHealthOutput;
 use aws_sdk_elasticloadbalancingv2::types::{
-    Matcher, ProtocolEnum, TargetDescription, TargetGroupAttribute, TargetHealthDescription, TargetHealthStateEnum,
-    TargetTypeEnum,
+    Matcher, ProtocolEnum, TargetDescription, TargetGroupAttribute, TargetHealthDescription, TargetHealthReasonEnum,
+    TargetHealthStateEnum, TargetTypeEnum,
 };
 use futures::future::try_join_all;
 use serde::{Deserialize, Serialize};
@@ -321,9 +321,18 @@ fn descriptions(ids: &[String]) -> Vec<TargetDescription> {
 }
 
 /// The targets registered to the group: every one AWS reports, but those already leaving (`draining`) or not
-/// registered at all (`unused`, for a target asked about by id).
+/// registered at all (`unused` with reason `Target.NotRegistered`, for a target asked about by id). A stopped
+/// instance is `unused` too, but still registered.
 fn registered(health: &[TargetHealthDescription]) -> Vec<String> {
-    states(health, |s| !matches!(s, TargetHealthStateEnum::Draining | TargetHealthStateEnum::Unused))
+    sorted(health.iter().filter_map(|d| {
+        let h = d.target_health()?;
+        let leaving = match h.state()? {
+            TargetHealthStateEnum::Draining => true,
+            TargetHealthStateEnum::Unused => h.reason() == Some(&TargetHealthReasonEnum::NotRegistered),
+            _ => false,
+        };
+        if leaving { None } else { d.target()?.id().map(str::to_string) }
+    }))
 }
 
 /// The targets whose state satisfies `keep`, sorted.
