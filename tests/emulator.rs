@@ -345,7 +345,7 @@ async fn out_of_band_changes_show_as_drift_and_apply_corrects_them() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn spec_changes_update_in_place_or_replace_with_the_reason() {
-    let mut stack = TestStack::new("change");
+    let mut stack = TestStack::network("change");
     stack.apply();
     // Close HTTPS, move a subnet (CIDR is immutable: replace), drop the private NACL.
     stack.edit("  { protocol = \"tcp\", ports = 443, cidr = \"0.0.0.0/0\" },\n", "");
@@ -403,7 +403,7 @@ async fn spec_changes_update_in_place_or_replace_with_the_reason() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_failed_apply_skips_dependents_keeps_going_elsewhere_and_a_rerun_finishes() {
-    let mut stack = TestStack::new("failure");
+    let mut stack = TestStack::network("failure");
     // us-east-1z does not exist: that zone's subnets fail, everything that needs them is skipped.
     stack.edit("availability_zone = \"b\"", "availability_zone = \"us-east-1z\"");
     let failed = stack.run(&["apply", "--auto-approve"]);
@@ -419,7 +419,8 @@ async fn a_failed_apply_skips_dependents_keeps_going_elsewhere_and_a_rerun_finis
     stack.edit("availability_zone = \"us-east-1z\"", "availability_zone = \"b\"");
     let plan = stack.plan();
     assert_eq!(plan["summary"]["add"], 6, "only what failed or was skipped is left: {}", plan["summary"]);
-    assert_eq!(plan["summary"]["unchanged"], 10);
+    // Zone a's NAT gateway and its address were built too.
+    assert_eq!(plan["summary"]["unchanged"], 12);
     stack.apply();
     assert_eq!(stack.run(&["plan", "--detailed-exitcode"]).code, 0);
     assert_eq!(owned_counts(&stack.name).await, [1, 4, 1, 2, 3, 2], "nothing was created twice");
@@ -428,7 +429,7 @@ async fn a_failed_apply_skips_dependents_keeps_going_elsewhere_and_a_rerun_finis
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_interrupted_apply_is_found_and_finished_without_duplicates() {
-    let stack = TestStack::new("resume");
+    let stack = TestStack::network("resume");
     // What a crash right after the first creates leaves: a tagged VPC, a tagged but unattached gateway.
     let ec2 = ec2().await;
     let tags = |address: &str, kind: aws_sdk_ec2::types::ResourceType| {
@@ -456,7 +457,8 @@ async fn an_interrupted_apply_is_found_and_finished_without_duplicates() {
     let igw = change(&plan, "internet_gateway.main");
     assert_eq!(igw["action"], "update", "{igw}");
     assert!(igw["attributes"].to_string().contains("vpc"), "the gateway still needs attaching: {igw}");
-    assert_eq!(plan["summary"]["add"], 14);
+    // Everything else of the network tier, its NAT gateway and address included.
+    assert_eq!(plan["summary"]["add"], 16);
 
     stack.apply();
     assert_eq!(stack.run(&["plan", "--detailed-exitcode"]).code, 0);

@@ -112,6 +112,15 @@ impl TestStack {
         stack.with_spec(&text)
     }
 
+    /// The reference template's network tier only (everything before `[web]`), under a unique stack name: for
+    /// tests of the network kinds and the engine, which need neither instances nor a load balancer.
+    pub fn network(test: &str) -> TestStack {
+        let stack = TestStack::new(test);
+        let text = reference_text();
+        let (network, _) = text.split_once("[web]").expect("the template has [web]");
+        stack.with_spec(network)
+    }
+
     /// Replaces the spec text (the stack name is kept).
     pub fn with_spec(mut self, text: &str) -> TestStack {
         self.write(text);
