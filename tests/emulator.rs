@@ -373,7 +373,7 @@ async fn spec_changes_update_in_place_or_replace_with_the_reason() {
     assert_eq!(subnet["replace_order"], "delete_first");
     let human = stack.run(&["plan"]).success();
     assert!(human.stdout.contains("-/+ subnet.public_b"), "{human}");
-    assert!(human.stdout.contains("must be replaced: cidr_block forces replacement"), "{human}");
+    assert!(human.stdout.contains("must be replaced, destroy before create: cidr_block forces replacement"), "{human}");
     assert!(human.stdout.contains("Plan: 0 to add, 3 to change, 1 to replace, 1 to destroy."), "{human}");
 
     let applied = stack.apply();

@@ -271,12 +271,36 @@ impl Kind for Instance {
         groups_want.sort();
         groups_have.sort();
         if groups_want != groups_have {
-            ec2.modify_instance_attribute()
-                .instance_id(id)
-                .set_groups(Some(want.security_groups.clone()))
-                .send()
-                .await
-                .call("ModifyInstanceAttribute")?;
+            // The groups live on the primary network interface (where the read finds them): set them there.
+            // ModifyInstanceAttribute would do the same on AWS, but the emulator then leaves the interface's
+            // groups as they were, and the plan would never settle.
+            let described = ec2.describe_instances().instance_ids(id).send().await.call("DescribeInstances")?;
+            let eni = described
+                .reservations()
+                .iter()
+                .flat_map(|r| r.instances())
+                .flat_map(|i| i.network_interfaces())
+                .find(|n| n.attachment().and_then(|a| a.device_index()) == Some(0))
+                .and_then(|n| n.network_interface_id())
+                .map(str::to_string);
+            match eni {
+                Some(eni) => {
+                    ec2.modify_network_interface_attribute()
+                        .network_interface_id(eni)
+                        .set_groups(Some(want.security_groups.clone()))
+                        .send()
+                        .await
+                        .call("ModifyNetworkInterfaceAttribute")?;
+                }
+                None => {
+                    ec2.modify_instance_attribute()
+                        .instance_id(id)
+                        .set_groups(Some(want.security_groups.clone()))
+                        .send()
+                        .await
+                        .call("ModifyInstanceAttribute")?;
+                }
+            }
         }
         if want.metadata_http_tokens != have.metadata_http_tokens {
             ec2.modify_instance_metadata_options()

@@ -4,7 +4,7 @@
 use serde_json::Value;
 
 use crate::plan::{Action, AttrChange, Change, Plan};
-use crate::resources::{as_cloud_id, as_ref, as_reference, is_sensitive, is_unknown};
+use crate::resources::{ReplaceOrder, as_cloud_id, as_ref, as_reference, is_sensitive, is_unknown};
 
 struct Paint {
     on: bool,
@@ -76,7 +76,9 @@ fn change_text(c: &Change, paint: &Paint) -> String {
     let what = match c.action {
         Action::Create => "will be created".to_string(),
         Action::Update => "will be updated in place".to_string(),
-        Action::Replace(_) => "must be replaced".to_string(),
+        // The order is what an operator weighs: a gap in service (destroy first) or two for a while (create first).
+        Action::Replace(ReplaceOrder::CreateFirst) => "must be replaced, create before destroy".to_string(),
+        Action::Replace(ReplaceOrder::DeleteFirst) => "must be replaced, destroy before create".to_string(),
         Action::Delete => "will be destroyed".to_string(),
         Action::NoOp => String::new(),
     };
@@ -344,7 +346,7 @@ mod tests {
             live_attrs(live, "subnet.private_a").insert("vpc".into(), json!({"id": "vpc-0f0e1a"}));
         });
         let out = text(&p);
-        assert!(out.contains("  -/+ subnet.private_a (subnet-0a1b2c03) must be replaced: vpc forces replacement\n"));
+        assert!(out.contains("  -/+ subnet.private_a (subnet-0a1b2c03) must be replaced, destroy before create: vpc forces replacement\n"));
         assert!(out.contains("      ~ vpc = vpc-0f0e1a -> vpc.main  # forces replacement\n"), "{out}");
     }
 
