@@ -291,7 +291,8 @@ async fn a_gateway_pending_for_minutes_is_waited_for_and_its_state_shown_as_prog
 
     result.unwrap_or_else(|e| panic!("{e}"));
     assert!(describe.num_calls() >= 13, "polled until available: {} calls", describe.num_calls());
-    assert!(started.elapsed() >= Duration::from_secs(3 * 60), "the waiter spaces its polls: {:?}", started.elapsed());
+    // The SDK waiter's delays are jittered: a dozen of them take minutes, never seconds.
+    assert!(started.elapsed() >= Duration::from_secs(2 * 60), "the waiter spaces its polls: {:?}", started.elapsed());
     let seen = seen.into_inner().unwrap();
     assert!(seen.iter().filter(|s| s.as_deref() == Some("pending")).count() >= 3, "progress showed pending: {seen:?}");
     assert_eq!(progress.get().as_deref(), Some("available"));

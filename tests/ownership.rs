@@ -74,13 +74,13 @@ async fn tags_left_to_other_tools_are_neither_diffed_nor_removed() {
 
 #[test]
 fn a_plan_in_the_wrong_region_warns_that_the_stack_lives_elsewhere() {
-    let stack = TestStack::new("region");
+    let stack = TestStack::network("region");
     // The reference template names its zones by letter: the same file plans in any region.
     let text = std::fs::read_to_string(&stack.spec).unwrap();
     assert!(text.contains("availability_zone = \"a\""), "the template is portable");
     stack.apply();
     let elsewhere = stack.run(&["plan", "--region", "us-west-2"]).success();
-    let n = crate::support::reference_resources();
+    let n = crate::support::declared(&stack);
     assert!(elsewhere.stdout.contains(&format!("Plan: {n} to add")), "{elsewhere}");
     // The regions named: us-east-1 (LocalStack also names the regions it aliases to it), never us-west-2.
     let warning = |run: &crate::support::Run| {

@@ -78,6 +78,16 @@ pub fn reference_resources() -> usize {
     webscale::resources::desired(&stack).iter().filter(|d| !lookup(d)).count()
 }
 
+/// How many resources the stack's spec declares (lookups left out, as plans count them).
+pub fn declared(stack: &TestStack) -> usize {
+    let text = std::fs::read_to_string(&stack.spec).expect("the stack's spec");
+    let spec = webscale::spec::parse(&stack.spec, &text, &webscale::spec::RegionChoice::default()).expect("it parses");
+    webscale::resources::desired(&spec)
+        .iter()
+        .filter(|d| !webscale::resources::kind(d.address.kind()).is_some_and(|k| k.is_lookup()))
+        .count()
+}
+
 /// The reference template as the emulator tests apply it. LocalStack's free edition does not serve ELBv2, so
 /// there it loses `[load_balancer]` and the alias records that point at it (the zone stays: Route 53 is served);
 /// the tiers that need them are tested on moto, and skipped on LocalStack with the reason printed.

@@ -346,7 +346,9 @@ mod tests {
             live_attrs(live, "subnet.private_a").insert("vpc".into(), json!({"id": "vpc-0f0e1a"}));
         });
         let out = text(&p);
-        assert!(out.contains("  -/+ subnet.private_a (subnet-0a1b2c03) must be replaced, destroy before create: vpc forces replacement\n"));
+        assert!(out.contains(
+            "  -/+ subnet.private_a (subnet-0a1b2c03) must be replaced, destroy before create: vpc forces replacement\n"
+        ));
         assert!(out.contains("      ~ vpc = vpc-0f0e1a -> vpc.main  # forces replacement\n"), "{out}");
     }
 

@@ -834,7 +834,8 @@ impl World {
         op::describe_nat_gateways::DescribeNatGatewaysError,
     > {
         assert!(req.next_token().is_none(), "DescribeNatGateways was sent a NextToken it never issued");
-        let out = op::describe_nat_gateways::DescribeNatGatewaysOutput::builder().set_nat_gateways(Some(vec![])).build();
+        let out =
+            op::describe_nat_gateways::DescribeNatGatewaysOutput::builder().set_nat_gateways(Some(vec![])).build();
         self.record("DescribeNatGateways", "", vec![], MockResponse::Output(out))
     }
 
