@@ -4,7 +4,9 @@
 //! - `emulator`, `ownership`, `replace`: the real binary against the local AWS emulator on 127.0.0.1:4566
 //!   (`localstack/up`), each test with its own stack name so they run in parallel, results checked through an
 //!   SDK client of the test's own;
-//! - `mocked`: rules real AWS enforces and the emulator does not, with canned SDK responses (aws-smithy-mocks).
+//! - `mocked`: rules real AWS enforces and the emulator does not, with canned SDK responses (aws-smithy-mocks);
+//! - the tiers: `nat`, `web_instances`, `load_balancer`, `dns` (emulator runs and mocked AWS rules of each);
+//! - `runbooks`: the ops runbooks in `docs/runbooks/`, run as written (trycmd).
 
 mod cli;
 mod dns;
