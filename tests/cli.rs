@@ -29,7 +29,7 @@ fn validate_needs_no_aws_at_all() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let n = crate::support::reference_resources();
+    let n = crate::support::template_resources();
     let said = format!("is valid: stack webscale in us-east-1, {n} resources");
     assert!(String::from_utf8_lossy(&out.stdout).contains(&said));
 }

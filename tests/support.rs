@@ -78,6 +78,17 @@ pub fn reference_resources() -> usize {
     webscale::resources::desired(&stack).iter().filter(|d| !lookup(d)).count()
 }
 
+/// How many resources `templates/webscale.toml` itself declares (lookups left out), whatever the emulator.
+pub fn template_resources() -> usize {
+    let path = repo().join("templates/webscale.toml");
+    let text = std::fs::read_to_string(&path).expect("reference template");
+    let spec = webscale::spec::parse(&path, &text, &webscale::spec::RegionChoice::default()).expect("it parses");
+    webscale::resources::desired(&spec)
+        .iter()
+        .filter(|d| !webscale::resources::kind(d.address.kind()).is_some_and(|k| k.is_lookup()))
+        .count()
+}
+
 /// How many resources the stack's spec declares (lookups left out, as plans count them).
 pub fn declared(stack: &TestStack) -> usize {
     let text = std::fs::read_to_string(&stack.spec).expect("the stack's spec");

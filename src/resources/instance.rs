@@ -283,24 +283,22 @@ impl Kind for Instance {
                 .find(|n| n.attachment().and_then(|a| a.device_index()) == Some(0))
                 .and_then(|n| n.network_interface_id())
                 .map(str::to_string);
-            match eni {
-                Some(eni) => {
-                    ec2.modify_network_interface_attribute()
-                        .network_interface_id(eni)
-                        .set_groups(Some(want.security_groups.clone()))
-                        .send()
-                        .await
-                        .call("ModifyNetworkInterfaceAttribute")?;
-                }
-                None => {
-                    ec2.modify_instance_attribute()
-                        .instance_id(id)
-                        .set_groups(Some(want.security_groups.clone()))
-                        .send()
-                        .await
-                        .call("ModifyInstanceAttribute")?;
-                }
+            if let Some(eni) = eni {
+                ec2.modify_network_interface_attribute()
+                    .network_interface_id(eni)
+                    .set_groups(Some(want.security_groups.clone()))
+                    .send()
+                    .await
+                    .call("ModifyNetworkInterfaceAttribute")?;
             }
+            // The same change through the instance: a no-op on AWS after the one above, but LocalStack keeps the
+            // instance's view apart from the interface's.
+            ec2.modify_instance_attribute()
+                .instance_id(id)
+                .set_groups(Some(want.security_groups.clone()))
+                .send()
+                .await
+                .call("ModifyInstanceAttribute")?;
         }
         if want.metadata_http_tokens != have.metadata_http_tokens {
             ec2.modify_instance_metadata_options()
