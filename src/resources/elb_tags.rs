@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use aws_sdk_elasticloadbalancingv2::Client;
 use aws_sdk_elasticloadbalancingv2::config::{ConfigBag, Intercept, RuntimeComponents};
+use aws_sdk_elasticloadbalancingv2::operation::describe_tags::DescribeTagsOutput;
 use aws_sdk_elasticloadbalancingv2::types::{LoadBalancer, Tag};
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::context::FinalizerInterceptorContextRef;
@@ -91,13 +92,47 @@ pub async fn tags_of(ctx: &ReadCtx<'_>, region: &str, arns: &[String]) -> Result
     });
     let mut out = HashMap::new();
     for answer in try_join_all(batches).await? {
-        for d in answer.tag_descriptions() {
-            let Some(arn) = d.resource_arn() else { continue };
-            let pairs = d.tags().iter().filter_map(|t| Some((t.key()?, t.value().unwrap_or_default())));
-            out.insert(arn.to_string(), tags::live(pairs));
-        }
+        collect_tags(&answer, &mut out);
     }
     Ok(out)
+}
+
+/// One DescribeTags answer into `out`, ARN -> tags.
+fn collect_tags(answer: &DescribeTagsOutput, out: &mut HashMap<String, Tags>) {
+    for d in answer.tag_descriptions() {
+        let Some(arn) = d.resource_arn() else { continue };
+        let pairs = d.tags().iter().filter_map(|t| Some((t.key()?, t.value().unwrap_or_default())));
+        out.insert(arn.to_string(), tags::live(pairs));
+    }
+}
+
+/// The ARNs of the stack's target groups in `region`, outside a plan (an instance waiting to be healthy in them):
+/// DescribeTargetGroups (all pages) and DescribeTags, 20 ARNs a call. Empty where the endpoint does not serve
+/// ELBv2.
+pub async fn stack_target_groups(cloud: &Cloud, region: &str) -> Result<Vec<String>, CloudError> {
+    let elb = client(cloud, region)?;
+    let groups = match elb
+        .describe_target_groups()
+        .into_paginator()
+        .items()
+        .send()
+        .collect::<Result<Vec<_>, _>>()
+        .await
+        .call("DescribeTargetGroups")
+    {
+        Err(e) if e.is_unserved() => {
+            tracing::debug!(error = %e, "no ELBv2 here: no target health to wait for");
+            return Ok(Vec::new());
+        }
+        other => other?,
+    };
+    let arns: Vec<String> = groups.iter().filter_map(|g| g.target_group_arn()).map(str::to_string).collect();
+    let mut tags = HashMap::new();
+    for batch in arns.chunks(TAGS_PER_CALL) {
+        let answer = elb.describe_tags().set_resource_arns(Some(batch.to_vec())).send().await.call("DescribeTags")?;
+        collect_tags(&answer, &mut tags);
+    }
+    Ok(arns.into_iter().filter(|arn| tags.get(arn).is_some_and(|t| tags::owned_by(t, cloud.stack()))).collect())
 }
 
 /// Those of `items` the stack owns (they carry its stack tag), each with its address (`kind`'s).

@@ -694,46 +694,13 @@ async fn roll(
     Ok(())
 }
 
-/// The stack's target groups in `region` (by the `webscale:stack` tag): DescribeTargetGroups (all pages) and
-/// DescribeTags, 20 ARNs a call. Empty where the endpoint does not serve ELBv2.
-async fn stack_target_groups(cloud: &Cloud, region: &str) -> Result<Vec<String>, CloudError> {
-    let elbv2 = &cloud.clients(region)?.elbv2;
-    let groups = match elbv2
-        .describe_target_groups()
-        .into_paginator()
-        .items()
-        .send()
-        .collect::<Result<Vec<_>, _>>()
-        .await
-        .call("DescribeTargetGroups")
-    {
-        Err(e) if e.is_unserved() => {
-            tracing::debug!(error = %e, "no ELBv2 here: no target health to wait for");
-            return Ok(Vec::new());
-        }
-        other => other?,
-    };
-    let arns: Vec<String> = groups.iter().filter_map(|g| g.target_group_arn()).map(str::to_string).collect();
-    let mut owned = Vec::new();
-    for batch in arns.chunks(20) {
-        let out = elbv2.describe_tags().set_resource_arns(Some(batch.to_vec())).send().await.call("DescribeTags")?;
-        for d in out.tag_descriptions() {
-            let ours = d.tags().iter().any(|t| t.key() == Some(super::TAG_STACK) && t.value() == Some(cloud.stack()));
-            if ours && let Some(arn) = d.resource_arn() {
-                owned.push(arn.to_string());
-            }
-        }
-    }
-    Ok(owned)
-}
-
 /// Polls until `id` is healthy in every target group of the stack that sends it traffic. A group that does not
 /// hold it, or is not used by a load balancer, or has health checks off, does not count; a target still `unused`
 /// because the instance was stopped a moment ago (`Target.InvalidState`) is waited for. Throttling and lost
 /// answers are polled through.
 async fn until_healthy(cloud: &Cloud, region: &str, id: &str, progress: &Progress) -> Result<(), CloudError> {
     use aws_sdk_elasticloadbalancingv2::types::{TargetHealthReasonEnum as Reason, TargetHealthStateEnum as State};
-    let groups = stack_target_groups(cloud, region).await?;
+    let groups = super::elb_tags::stack_target_groups(cloud, region).await?;
     if groups.is_empty() {
         return Ok(());
     }
