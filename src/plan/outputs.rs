@@ -56,7 +56,7 @@ impl Outputs {
         // The zone's own name only once a record there points at the load balancer.
         let named = stack.dns.as_ref().and_then(|dns| {
             let record = dns.records.first()?;
-            let exists = inventory.resources.iter().any(|o| o.in_spec && o.address.kind().ends_with("record"));
+            let exists = inventory.resources.iter().any(|o| o.in_spec && o.address.kind() == "dns_record");
             exists.then(|| record.fqdn(&dns.zone))
         });
         let site_url = named.or_else(|| load_balancer_dns_name.clone()).map(|host| format!("{scheme}://{host}/"));
