@@ -383,6 +383,7 @@ fn an_op<'a>(address: &'a Address, desired: Option<Value>, live: Option<Value>, 
         changed,
         token: "ws-0123456789abcdef".into(),
         digests: Default::default(),
+        skip_final_snapshot: false,
     }
 }
 

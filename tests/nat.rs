@@ -253,6 +253,7 @@ fn nat_op<'a>(address: &'a Address, id: Option<&'a str>, token: &str) -> Op<'a> 
         changed: &[],
         token: token.to_string(),
         digests: Default::default(),
+        skip_final_snapshot: false,
     }
 }
 
@@ -510,6 +511,7 @@ async fn releasing_an_address_its_gateway_just_let_go_of_is_retried() {
         changed: &[],
         token: String::new(),
         digests: Default::default(),
+        skip_final_snapshot: false,
     };
 
     ElasticIp.delete(&cloud, &op).await.unwrap_or_else(|e| panic!("{e}"));

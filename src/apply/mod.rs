@@ -78,11 +78,18 @@ pub struct Options {
     /// Set (by Ctrl-C) to start no further operations and stop waiting; calls already made finish, so nothing is
     /// cut off mid-call.
     pub stop: Arc<AtomicBool>,
+    /// `--skip-final-snapshot`: deletes of data-holding resources keep no final backup.
+    pub skip_final_snapshot: bool,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { parallelism: 10, heartbeat: Duration::from_secs(10), stop: Arc::default() }
+        Options {
+            parallelism: 10,
+            heartbeat: Duration::from_secs(10),
+            stop: Arc::default(),
+            skip_final_snapshot: false,
+        }
     }
 }
 
@@ -398,6 +405,7 @@ async fn run(ctx: &Ctx<'_>, node: Node, mut slot: Slot, progress: &Progress) -> 
         changed: &changed,
         token: resources::create_token(&plan.stack, &change.address, replacing),
         digests,
+        skip_final_snapshot: ctx.options.skip_final_snapshot,
     };
     let timeouts = change.desired.as_ref().and_then(|d| d.timeouts).unwrap_or_else(|| k.timeouts());
     let policy = cloud.retry;
@@ -539,6 +547,7 @@ async fn create(ctx: &Ctx<'_>, k: &dyn Kind, op: &Op<'_>, replacing: Option<&str
             changed: &changed,
             token: op.token.clone(),
             digests: op.digests.clone(),
+            skip_final_snapshot: op.skip_final_snapshot,
         };
         k.update(ctx.cloud, &finish).await?;
         Ok(Created { id: live.id, outputs: live.outputs })

@@ -134,6 +134,20 @@ pub struct ApplyArgs {
     pub plan: Option<PathBuf>,
     #[command(flatten)]
     pub select: SelectArgs,
+    #[command(flatten)]
+    pub data: DataArgs,
+}
+
+/// Deletes that lose data (a database) are refused unless asked for by name.
+#[derive(Debug, Args, Default)]
+pub struct DataArgs {
+    /// Allow this delete or replacement to destroy the data it holds (a database), turning its deletion
+    /// protection off first (repeatable). Without it, apply and destroy refuse before changing anything.
+    #[arg(long = "allow-data-loss", value_name = "ADDRESS")]
+    pub allow_data_loss: Vec<String>,
+    /// Delete databases without taking a final snapshot (by default one is kept, named in the plan).
+    #[arg(long)]
+    pub skip_final_snapshot: bool,
 }
 
 #[derive(Debug, Args)]
@@ -426,7 +440,11 @@ async fn execute(settings: &Settings, args: &ApplyArgs, mode: plan::Mode, ui: Ui
     // Who we are, first: a wrong endpoint or missing credentials gets its one clear message before the lock's first
     // call, and the plan reuses the answer.
     cloud.account = cloud.whoami().await.map_err(|source| Error::Connect { endpoint: cloud.endpoint(), source })?;
-    let options = apply::Options { parallelism: args.parallelism.into(), ..Default::default() };
+    let options = apply::Options {
+        parallelism: args.parallelism.into(),
+        skip_final_snapshot: args.data.skip_final_snapshot,
+        ..Default::default()
+    };
     let applying = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let held = std::sync::Arc::new(std::sync::OnceLock::<crate::lock::Lock>::new());
     // Ctrl-C before any change (planning, at the prompt): give the lock back and stop. During the apply, the first
@@ -506,6 +524,7 @@ async fn execute(settings: &Settings, args: &ApplyArgs, mode: plan::Mode, ui: Ui
             }
         }
         refuse_if_blocked(&plan, verb)?;
+        refuse_data_loss(&plan, &args.data, verb, &args.file.file)?;
         let reviewed = match &saved {
             Some((path, saved)) => {
                 check_saved(path, saved, &plan)?;
@@ -616,6 +635,43 @@ fn refuse_if_blocked(plan: &Plan, verb: &str) -> Result<(), Error> {
     Err(Error::Refused(format!(
         "{verb} cannot complete: it would delete or write over resources the stack does not own:{}\nDelete those (or move them out), then run the same command again. Nothing was changed.",
         blocked.concat()
+    )))
+}
+
+/// A delete or replacement that destroys data is refused before anything starts unless its address was named with
+/// `--allow-data-loss`; deletion protection alone (a database kept by `destroy`) gets the same answer.
+fn refuse_data_loss(plan: &Plan, data: &DataArgs, verb: &str, file: &std::path::Path) -> Result<(), Error> {
+    let refused: Vec<&plan::Change> = plan
+        .changes
+        .iter()
+        .filter(|c| c.data_loss.is_some() && !data.allow_data_loss.iter().any(|a| a == c.address.as_str()))
+        .collect();
+    if refused.is_empty() {
+        return Ok(());
+    }
+    let lines: String = refused
+        .iter()
+        .map(|c| {
+            let loss = c.data_loss.as_ref().expect("filtered on data_loss");
+            let how = if c.action.is_replace() { "replacing it deletes" } else { "deleting it deletes" };
+            let protected = if loss.deletion_protection { " (deletion protection is on)" } else { "" };
+            format!("\n  {}: {how} {}{protected}", c.address, loss.what)
+        })
+        .collect();
+    let flags: String = refused.iter().map(|c| format!(" --allow-data-loss {}", c.address)).collect();
+    let snapshot = if data.skip_final_snapshot {
+        "no final snapshot is taken (--skip-final-snapshot)".to_string()
+    } else {
+        let names: Vec<String> = refused.iter().filter_map(|c| c.data_loss.as_ref()?.final_snapshot.clone()).collect();
+        if names.is_empty() {
+            "a final snapshot is taken first".to_string()
+        } else {
+            format!("a final snapshot is taken first ({})", names.join(", "))
+        }
+    };
+    Err(Error::Refused(format!(
+        "{verb} would destroy data:{lines}\nNothing was changed. If that is intended, run `webscale {verb} -f {}{flags}` (deletion protection is turned off, and {snapshot}). To keep the data, change the spec so the plan no longer replaces or deletes it.",
+        file.display()
     )))
 }
 

@@ -113,6 +113,10 @@ pub struct Change {
     /// write (found at plan time): apply and destroy refuse to start while any change has some.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub blocked_by: Vec<String>,
+    /// This delete or replacement destroys data (a database): apply and destroy refuse it unless the address is
+    /// named with `--allow-data-loss`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_loss: Option<crate::resources::DataLoss>,
     /// Something the stack uses but does not own, found at plan time (never changed; not counted in the summary).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub lookup: bool,
@@ -249,6 +253,7 @@ pub async fn build_selected(
     };
     select::restrict(kinds, &mut plan, &selection.targets);
     blocked(kinds, &ctx, &mut plan).await.map_err(crate::Error::Read)?;
+    mark_data_loss(kinds, &mut plan);
     if !elsewhere.is_empty() {
         warnings.push(if here {
             format!(
@@ -276,6 +281,22 @@ pub async fn build_selected(
         }
     }
     Ok(plan)
+}
+
+/// Marks the deletes and replacements that destroy data, and says when in-place updates take effect, as each
+/// kind tells ([`crate::resources::Kind::data_loss`], [`crate::resources::Kind::update_note`]).
+fn mark_data_loss(kinds: Kinds<'_>, plan: &mut Plan) {
+    for c in &mut plan.changes {
+        let Some(kind) = crate::resources::find(kinds, c.address.kind()) else { continue };
+        match c.action {
+            Action::Delete | Action::Replace(_) => c.data_loss = c.live.as_ref().and_then(|l| kind.data_loss(l)),
+            Action::Update if c.reason.is_none() => {
+                let changed = c.changed();
+                c.reason = c.desired.as_ref().and_then(|d| kind.update_note(&d.attrs, &changed));
+            }
+            _ => {}
+        }
+    }
 }
 
 /// Asks every resource the plan deletes what the stack does not own inside it (a subnet added by hand to its

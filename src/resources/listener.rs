@@ -333,6 +333,7 @@ mod tests {
             changed: &[],
             token: String::new(),
             digests: Default::default(),
+            skip_final_snapshot: false,
         };
         let aws = CloudError {
             operation: "CreateListener".into(),

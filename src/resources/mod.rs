@@ -10,6 +10,8 @@
 
 pub mod ami;
 mod context;
+pub mod db_instance;
+pub mod db_subnet_group;
 pub mod dns_record;
 pub mod dns_zone;
 mod ec2_dependents;
@@ -69,6 +71,8 @@ pub static REGISTRY: &[&dyn Kind] = &[
     &hosted_zone::HostedZone,
     &dns_zone::DnsZone,
     &dns_record::DnsRecord,
+    &db_subnet_group::DbSubnetGroup,
+    &db_instance::DbInstance,
 ];
 
 /// The kinds a plan or apply runs over.
@@ -412,6 +416,8 @@ pub struct Op<'a> {
     pub token: String,
     /// Digests of the write-only attributes' desired values, for the kind to keep on the resource.
     pub digests: BTreeMap<String, String>,
+    /// `--skip-final-snapshot`: a delete of a resource holding data ([`Kind::data_loss`]) keeps no backup.
+    pub skip_final_snapshot: bool,
 }
 
 impl Op<'_> {
@@ -460,6 +466,20 @@ pub fn attrs<T: Serialize>(value: &T) -> Attrs {
         // Attribute structs are plain structs of strings, numbers and lists: they always serialize to an object.
         _ => Attrs::new(),
     }
+}
+
+/// What deleting a resource loses that no spec can bring back (a database's rows): the plan marks such deletes and
+/// replacements, and apply refuses them unless the operator names the resource with `--allow-data-loss`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DataLoss {
+    /// For a person: "database webscale-primary (postgres 16.4, 20 GiB)".
+    pub what: String,
+    /// AWS refuses the delete until this is turned off: webscale turns it off only for an address named with
+    /// `--allow-data-loss`.
+    pub deletion_protection: bool,
+    /// The backup the delete keeps (unless `--skip-final-snapshot`), by the name it will have.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub final_snapshot: Option<String>,
 }
 
 /// The one interface every resource kind implements.
@@ -543,6 +563,18 @@ pub trait Kind: Send + Sync {
         _progress: &Progress,
     ) -> Result<(), CloudError> {
         Ok(())
+    }
+
+    /// Whether deleting `live` (or replacing it, which deletes it) destroys data: `None` for everything but the
+    /// kinds that hold data nobody can recreate from the spec (a database primary; not its replicas, which copy it).
+    fn data_loss(&self, _live: &Live) -> Option<DataLoss> {
+        None
+    }
+
+    /// For an in-place update of `changed`, what an operator should know about when it takes effect ("waits for
+    /// the maintenance window"), shown as the change's reason.
+    fn update_note(&self, _desired: &Attrs, _changed: &[String]) -> Option<String> {
+        None
     }
 
     /// Before a delete, at plan time: what the stack does not own that would keep it from completing (a subnet

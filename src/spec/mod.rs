@@ -23,6 +23,7 @@
 //! of its keys hold tables, so every unknown key is reported at once), plus one field in [`Stack`], and in
 //! `validate.rs` one field in `RawSpec`, one line in `spec_shape` and one call in `check`.
 
+mod database;
 mod dns;
 mod load_balancer;
 mod network;
@@ -36,6 +37,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+pub use database::{Database, Engine, Secret};
 pub use dns::{Dns, RecordName};
 pub use load_balancer::{HealthCheck, LoadBalancer};
 pub use network::{Nat, Network, Route, RouteTable, RouteTarget, Zone};
@@ -63,6 +65,8 @@ pub struct Stack {
     pub load_balancer: Option<LoadBalancer>,
     /// `[dns]`: the hosted zone and its alias records.
     pub dns: Option<Dns>,
+    /// `[database]`: the RDS primary and its read replicas.
+    pub database: Option<Database>,
 }
 
 /// Which subnets of every zone a route table or network ACL applies to.

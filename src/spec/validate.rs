@@ -20,6 +20,7 @@ use serde_path_to_error::Segment;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
+use super::database::{self, RawDatabase};
 use super::dns::{self, RawDns};
 use super::load_balancer::{self, RawLoadBalancer};
 use super::network::{self, RawNetwork};
@@ -45,6 +46,7 @@ struct RawSpec {
     web: Option<Spanned<RawWeb>>,
     load_balancer: Option<Spanned<RawLoadBalancer>>,
     dns: Option<Spanned<RawDns>>,
+    database: Option<Spanned<RawDatabase>>,
 }
 
 /// The shape of the whole file: [`RawSpec`] and each tier's tables under it.
@@ -57,6 +59,7 @@ pub(super) fn spec_shape() -> Shape {
         ("web", web::shape()),
         ("load_balancer", load_balancer::shape()),
         ("dns", dns::shape()),
+        ("database", database::shape()),
     ])
 }
 
@@ -297,6 +300,9 @@ fn check(cx: &mut Checker, raw: RawSpec, region: &RegionChoice) -> Stack {
         lb
     });
     let dns = raw.dns.map(|d| dns::check(cx, d, load_balancer.is_some()));
+    let zones: Vec<String> = network.zones.iter().map(|z| z.name.clone()).collect();
+    let web_group = web.as_ref().map(|w| w.security_group.as_str());
+    let database = raw.database.map(|d| database::check(cx, d, &security_groups, web_group, &zones));
     Stack {
         name: head.name,
         region: head.region.unwrap_or_default(),
@@ -308,6 +314,7 @@ fn check(cx: &mut Checker, raw: RawSpec, region: &RegionChoice) -> Stack {
         web,
         load_balancer,
         dns,
+        database,
     }
 }
 

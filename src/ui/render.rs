@@ -96,6 +96,14 @@ fn change_text(c: &Change, paint: &Paint) -> String {
     for b in &c.blocked_by {
         out.push_str(&format!("        # blocked by {b}, which the stack does not own\n"));
     }
+    if let Some(loss) = &c.data_loss {
+        out.push_str(&format!("        # DESTROYS DATA: {}\n", loss.what));
+        if let Some(snapshot) = &loss.final_snapshot {
+            out.push_str(&format!("        # a final snapshot {snapshot} is kept (unless --skip-final-snapshot)\n"));
+        }
+        let protection = if loss.deletion_protection { "; its deletion protection is turned off first" } else { "" };
+        out.push_str(&format!("        # refused unless --allow-data-loss {}{protection}\n", c.address));
+    }
     if !c.depends_on.is_empty() {
         let names: Vec<&str> = c.depends_on.iter().map(|a| a.as_str()).collect();
         out.push_str(&format!("        # waits for {} (depends_on)\n", names.join(", ")));
