@@ -1080,11 +1080,12 @@ pub(crate) mod tests {
         let mut live = mirror(&desired);
         live.retain(|l| l.address.as_str() != "network_acl.private"); // create
         live_attrs(&mut live, "vpc.main").insert("dns_hostnames".into(), json!(false)); // update
-        live_attrs(&mut live, "security_group.db").insert("description".into(), json!("old")); // replace x2
+        // replace x2 (the group and its rules), and the databases in it move to the new group in place (x3)
+        live_attrs(&mut live, "security_group.db").insert("description".into(), json!("old"));
         live.push(Live::new(addr("subnet.public_c"), "us-east-1", "subnet-0c", Attrs::new())); // delete
         let n = owned(&desired);
         let p = plan(desired, live);
-        assert_eq!(p.summary, Summary { add: 1, change: 1, replace: 2, destroy: 1, unchanged: n - 4 });
+        assert_eq!(p.summary, Summary { add: 1, change: 4, replace: 2, destroy: 1, unchanged: n - 7 });
         assert_eq!(p.summary, Plan::summarize(&p.changes));
         assert_eq!(change(&p, "vpc.main").changed(), vec!["dns_hostnames"]);
     }

@@ -29,6 +29,8 @@ pub fn name(stack: &str, address: &Address) -> String {
 
 #[derive(Deserialize)]
 struct Attrs {
+    #[allow(dead_code)]
+    vpc: String,
     description: String,
     subnets: Vec<String>,
     tags: Tags,
@@ -87,6 +89,7 @@ impl Kind for DbSubnetGroup {
         let subnets: Vec<_> =
             stack.network.zones.iter().map(|z| reference(&super::subnet::address(Tier::Private, &z.name))).collect();
         let attrs = json!({
+            "vpc": reference(&super::vpc::address()),
             "description": format!("{}: the database's private subnets", stack.name),
             "subnets": subnets,
             "tags": tags::desired(stack, &address),
@@ -94,9 +97,11 @@ impl Kind for DbSubnetGroup {
         vec![Desired::in_home_region(stack, address, &attrs)]
     }
 
-    /// Subnets and description change in place (ModifyDBSubnetGroup); the name is the identity.
+    /// Subnets and description change in place (ModifyDBSubnetGroup); the name is the identity. A group cannot move
+    /// to another VPC while a database is in it: a new VPC means a new group, and a new database.
     fn schema(&self) -> &'static [Attr] {
-        const SCHEMA: &[Attr] = &[Attr::new("description"), Attr::new("subnets"), Attr::new("tags")];
+        const SCHEMA: &[Attr] =
+            &[Attr::new("vpc").forces_replacement(), Attr::new("description"), Attr::new("subnets"), Attr::new("tags")];
         SCHEMA
     }
 
@@ -137,6 +142,7 @@ impl Kind for DbSubnetGroup {
                     g.subnets().iter().filter_map(|s| s.subnet_identifier()).map(|s| s.to_string()).collect();
                 subnets.sort();
                 let attrs = super::attrs(&json!({
+                    "vpc": g.vpc_id().map(cloud_id),
                     "description": g.db_subnet_group_description().unwrap_or_default(),
                     "subnets": subnets.into_iter().map(cloud_id).collect::<Vec<_>>(),
                     "tags": tags,
