@@ -30,7 +30,19 @@ fn runbooks_run_as_written() {
         std::fs::copy(repo().join(format!("docs/runbooks/{page}.md")), scratch.path().join(format!("{page}.md")))
             .expect("copy the runbook");
     }
-    let destroy = || webscale(&["destroy", "--auto-approve", "-f", stack_file(RUNBOOKS[0]).to_str().unwrap()]);
+    // The reference stack's database is deletion-protected: the cleanup says that losing it is fine.
+    let destroy = || {
+        let file = stack_file(RUNBOOKS[0]);
+        webscale(&[
+            "destroy",
+            "--auto-approve",
+            "--allow-data-loss",
+            "db_instance.primary",
+            "--skip-final-snapshot",
+            "-f",
+            file.to_str().unwrap(),
+        ])
+    };
     destroy().success();
     let _cleanup = Defer(|| {
         let _ = destroy();

@@ -587,6 +587,9 @@ async fn execute(settings: &Settings, args: &ApplyArgs, mode: plan::Mode, ui: Ui
         applying.store(true, std::sync::atomic::Ordering::SeqCst);
         let report = apply::apply(&cloud, &stack, &plan, &options, &ui).await?;
         ui.report(&plan, &report, verb);
+        if !args.data.skip_final_snapshot {
+            ui.final_snapshots(&plan, &report);
+        }
         if report.failed() { Err(Error::Incomplete(verb)) } else { Ok(ExitCode::SUCCESS) }
     }
     .await;
@@ -669,8 +672,13 @@ fn refuse_data_loss(plan: &Plan, data: &DataArgs, verb: &str, file: &std::path::
             format!("a final snapshot is taken first ({})", names.join(", "))
         }
     };
+    let keep = if verb == "destroy" {
+        "To keep the data, leave the stack standing (`--target` destroys parts of it)."
+    } else {
+        "To keep the data, change the spec so the plan no longer replaces or deletes it."
+    };
     Err(Error::Refused(format!(
-        "{verb} would destroy data:{lines}\nNothing was changed. If that is intended, run `webscale {verb} -f {}{flags}` (deletion protection is turned off, and {snapshot}). To keep the data, change the spec so the plan no longer replaces or deletes it.",
+        "{verb} refused: it would delete data that no spec can bring back:{lines}\nNothing was changed. If that is intended, run `webscale {verb} -f {}{flags}` (deletion protection is turned off, and {snapshot}). {keep}",
         file.display()
     )))
 }

@@ -21,6 +21,10 @@ pub struct Outputs {
     pub name_servers: Vec<String>,
     /// The web instances, in address order.
     pub instances: Vec<Instance>,
+    /// `[database]`: where the application connects. Never the password: with RDS managing it, `secret_arn` names
+    /// the Secrets Manager secret holding it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database: Option<Database>,
     /// Declared resources that do not exist yet (`webscale apply` creates them).
     pub missing: usize,
 }
@@ -32,6 +36,19 @@ pub struct Instance {
     pub private_ip: Option<String>,
     /// `ready`, or AWS's state while it is still changing (`pending`).
     pub state: String,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Database {
+    /// The primary's endpoint: reads and writes.
+    pub writer_endpoint: Option<String>,
+    /// The read replicas' endpoints, replica_1 first: reads only.
+    pub reader_endpoints: Vec<String>,
+    pub port: Option<u64>,
+    /// The Secrets Manager secret holding the master user's password (when RDS manages it).
+    pub secret_arn: Option<String>,
+    /// `ready`, or RDS's status while it is still changing (`backing-up`).
+    pub state: Option<String>,
 }
 
 impl Outputs {
@@ -76,7 +93,23 @@ impl Outputs {
             let n = i.address.rsplit('_').next().and_then(|n| n.parse::<u64>().ok()).unwrap_or(u64::MAX);
             (n, i.address.clone())
         });
+        let databases = || inventory.resources.iter().filter(|o| o.in_spec && o.address.kind() == "db_instance");
+        let db_text =
+            |o: &super::inventory::Owned, key: &str| o.outputs.get(key).and_then(Value::as_str).map(str::to_string);
+        let database = stack.database.as_ref().map(|_| {
+            let primary = databases().find(|o| o.address.name() == "primary");
+            let mut replicas: Vec<_> = databases().filter(|o| o.address.name() != "primary").collect();
+            replicas.sort_by_key(|o| o.address.name().rsplit('_').next().and_then(|n| n.parse::<u64>().ok()));
+            Database {
+                writer_endpoint: primary.and_then(|p| db_text(p, "endpoint")),
+                reader_endpoints: replicas.iter().filter_map(|r| db_text(r, "endpoint")).collect(),
+                port: primary.and_then(|p| p.outputs.get("port")).and_then(Value::as_u64),
+                secret_arn: primary.and_then(|p| db_text(p, "secret_arn")),
+                state: primary.map(|p| p.state.clone()),
+            }
+        });
         Outputs {
+            database,
             site_url,
             load_balancer_dns_name,
             hosted_zone_id,

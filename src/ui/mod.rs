@@ -31,6 +31,28 @@ impl Ui {
     }
 
     /// Normal output: stdout.
+    /// After a run that deleted a database: the final snapshot each delete kept, which outlives the stack (JSON
+    /// readers have it in the plan's `data_loss.final_snapshot`).
+    pub fn final_snapshots(&self, plan: &crate::plan::Plan, report: &crate::apply::Report) {
+        if self.json {
+            return;
+        }
+        for c in &plan.changes {
+            let Some(name) = c.data_loss.as_ref().and_then(|l| l.final_snapshot.as_deref()) else { continue };
+            let deleted = report.operations.iter().any(|o| {
+                o.address == c.address
+                    && o.phase == crate::apply::Phase::Delete
+                    && o.result == crate::apply::Result_::Done
+            });
+            if deleted {
+                self.out(&format!(
+                    "Final snapshot of {} kept: {name}. It outlives the stack (and is billed) until deleted; restore it with `aws rds restore-db-instance-from-db-snapshot --db-snapshot-identifier {name} ...`.",
+                    c.address
+                ));
+            }
+        }
+    }
+
     pub fn out(&self, text: &str) {
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "{text}");

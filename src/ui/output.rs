@@ -31,8 +31,25 @@ pub fn outputs_text(stack: &str, o: &Outputs) -> String {
     if !o.instances.is_empty() {
         rows.push(("instance_ids", o.instances.iter().map(|i| i.id.as_str()).collect::<Vec<_>>().join(" ")));
     }
+    if let Some(db) = &o.database {
+        if let Some(writer) = &db.writer_endpoint {
+            rows.push(("database_writer", writer.clone()));
+        }
+        if !db.reader_endpoints.is_empty() {
+            rows.push(("database_readers", db.reader_endpoints.join(" ")));
+        }
+        if let Some(port) = db.port {
+            rows.push(("database_port", port.to_string()));
+        }
+        if let Some(arn) = &db.secret_arn {
+            rows.push(("database_secret_arn", arn.clone()));
+        }
+        if let Some(state) = db.state.as_deref().filter(|s| *s != "ready") {
+            rows.push(("database_state", state.to_string()));
+        }
+    }
     if rows.is_empty() && o.missing == 0 {
-        return format!("Stack {stack} has no outputs: it declares no web tier, load balancer or DNS.");
+        return format!("Stack {stack} has no outputs: it declares no web tier, load balancer, DNS or database.");
     }
     let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
     let mut out = format!("Stack {stack} outputs:");
@@ -41,6 +58,11 @@ pub fn outputs_text(stack: &str, o: &Outputs) -> String {
     }
     if !o.name_servers.is_empty() {
         out.push_str("\n\nThe zone answers once the domain's registrar (or parent zone) lists these name servers.");
+    }
+    if o.database.as_ref().is_some_and(|d| d.secret_arn.is_some()) {
+        out.push_str(
+            "\nThe database password is in the secret above: `aws secretsmanager get-secret-value --secret-id ARN` (webscale never reads it).",
+        );
     }
     if o.missing > 0 {
         let m = o.missing;
@@ -71,6 +93,7 @@ mod tests {
                 state: "ready".into(),
             }],
             missing: 0,
+            database: None,
         }
     }
 
@@ -92,6 +115,7 @@ mod tests {
             name_servers: vec![],
             instances: vec![],
             missing: 0,
+            database: None,
         };
         assert!(outputs_text("net", &none).contains("declares no web tier"));
         let text = outputs_text("shop", &Outputs { missing: 3, ..none });
