@@ -798,7 +798,6 @@ impl Call {
             desired: None,
             changed: Vec::new(),
             digests: BTreeMap::new(),
-            skip_final_snapshot: false,
             phase: None,
         }
     }

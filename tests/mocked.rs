@@ -618,6 +618,7 @@ async fn a_step_after_a_create_is_retried_without_creating_twice() {
         changed: &[],
         token: "ws-test".into(),
         digests: Default::default(),
+        skip_final_snapshot: false,
     };
     let created = InternetGateway.create(&cloud, &op).await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(created.id, "igw-new");

@@ -1220,6 +1220,7 @@ user_data = "user-data.sh"
             changed,
             token: "ws-test".into(),
             digests: Default::default(),
+            skip_final_snapshot: false,
         }
     }
 
