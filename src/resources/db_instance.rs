@@ -477,7 +477,15 @@ impl Kind for DbInstance {
     ) -> Result<(), CloudError> {
         let rds = &cloud.clients(op.region)?.rds;
         match phase {
-            Phase::Create | Phase::Wait | Phase::Update => until_available(rds, op.address, id, progress).await,
+            Phase::Create | Phase::Wait => until_available(rds, op.address, id, progress).await,
+            Phase::Update => {
+                until_available(rds, op.address, id, progress).await?;
+                // Applied now: RDS shows the change as pending (often while still `available`) until it is done.
+                // Deferred to the maintenance window: nothing to wait for.
+                let immediate =
+                    op.desired.as_ref().and_then(|d| d.get("apply_immediately")) == Some(&Value::Bool(true));
+                if immediate { until_applied(rds, op.address, id, progress).await } else { Ok(()) }
+            }
             Phase::Delete => until_deleted(rds, id, progress).await,
         }
     }
@@ -696,6 +704,44 @@ async fn until_available(
             Ok(Err(aws_smithy_runtime_api::client::waiters::error::WaiterError::FailureState(_))) => continue,
             Ok(Err(e)) => return Err(e).call("wait for the database to become available"),
         }
+    }
+}
+
+/// Whether RDS still holds changes to apply (class, storage, Multi-AZ, version, backups, port).
+fn has_pending(i: &Instance) -> bool {
+    i.pending_modified_values().is_some_and(|p| {
+        p.db_instance_class().is_some()
+            || p.allocated_storage().is_some()
+            || p.multi_az().is_some()
+            || p.engine_version().is_some()
+            || p.storage_type().is_some()
+            || p.backup_retention_period().is_some()
+            || p.port().is_some()
+    })
+}
+
+/// Polls until an immediate modification is done: `available` with nothing pending. No SDK waiter covers
+/// pending modifications, hence the plain poll at the waiters' pace.
+async fn until_applied(
+    rds: &aws_sdk_rds::Client,
+    address: &Address,
+    id: &str,
+    progress: &Progress,
+) -> Result<(), CloudError> {
+    loop {
+        let Some(i) = describe(rds, id).await? else {
+            return Err(CloudError::internal(format!("{address} ({id}) disappeared while its change was applied")));
+        };
+        if let Some(e) = failed(address, &i) {
+            return Err(e);
+        }
+        let status = i.db_instance_status().unwrap_or("unknown");
+        if status == "available" && !has_pending(&i) {
+            progress.set("available");
+            return Ok(());
+        }
+        progress.set(if status == "available" { "applying changes" } else { status });
+        tokio::time::sleep(Duration::from_secs(30)).await;
     }
 }
 
