@@ -393,13 +393,15 @@ impl Kind for DbInstance {
             if set(want.parameter_group.is_some() && want.parameter_group != have.parameter_group) {
                 call = call.set_db_parameter_group_name(want.parameter_group.clone());
             }
+            // A new password from the environment (its digest differs from the one kept on the instance), or a
+            // switch between that and a password RDS manages. Only the digest tag changes otherwise.
             let digest = op.digests.get("password");
-            if set(want.manage_password != have.manage_password || digest != have.password.as_ref()) {
-                call = match (&want.password, want.manage_password) {
-                    (Some(password), false) => call.manage_master_user_password(false).master_user_password(password),
-                    _ if !have.manage_password => call.manage_master_user_password(true),
-                    _ => call,
-                };
+            match (&want.password, want.manage_password) {
+                (Some(password), false) if set(have.manage_password || digest != have.password.as_ref()) => {
+                    call = call.manage_master_user_password(false).master_user_password(password);
+                }
+                (_, true) if set(!have.manage_password) => call = call.manage_master_user_password(true),
+                _ => {}
             }
         }
         let arn = if any {
