@@ -4,16 +4,19 @@
 //!
 //! The runbooks are written for an operator in a folder holding the stack file (`webscale.toml`, a copy of
 //! `templates/webscale.toml`, and its `web/` folder). The test gives each page such a folder: it copies the page
-//! into a scratch directory next to a fresh `PAGE.in/` copy of the templates, which trycmd runs the page's
-//! commands in. The pages run one after another on one stack (a roll needs the first deployment), the reference
-//! stack's own name, which no other test uses; it is destroyed before (a leftover of an earlier run) and after.
+//! into a scratch directory next to a `PAGE.in/` folder, which trycmd runs the page's commands in. The pages run
+//! one after another on one stack (a roll needs the first deployment), the reference stack's own name, which no
+//! other test uses; it is destroyed before (a leftover of an earlier run) and after. As for an operator, the
+//! folder carries over: the first page gets a fresh copy of the templates, every later page a copy of the folder
+//! as the page before left it (its edits to `webscale.toml` included), so that the file matches the live stack.
 
 use std::path::Path;
 
 use crate::support::{self, Engine, repo, webscale};
 
-/// In the order an operator meets them: each page starts where the one before left the stack.
-const RUNBOOKS: &[&str] = &["first-deployment", "roll-web-ami"];
+/// In the order an operator meets them: each page starts where the one before left the stack and its file. The
+/// tear-down destroys the stack, so it comes last.
+const RUNBOOKS: &[&str] = &["first-deployment", "roll-web-ami", "scale-read-replicas", "tear-down-keep-database"];
 
 #[test]
 fn runbooks_run_as_written() {
@@ -24,9 +27,9 @@ fn runbooks_run_as_written() {
     }
     let scratch = tempfile::tempdir().expect("scratch dir");
     let stack_file = |page: &str| scratch.path().join(format!("{page}.in/webscale.toml"));
+    let folder = |page: &str| scratch.path().join(format!("{page}.in"));
+    copy_dir(&repo().join("templates"), &folder(RUNBOOKS[0]));
     for page in RUNBOOKS {
-        let dir = scratch.path().join(format!("{page}.in"));
-        copy_dir(&repo().join("templates"), &dir);
         std::fs::copy(repo().join(format!("docs/runbooks/{page}.md")), scratch.path().join(format!("{page}.md")))
             .expect("copy the runbook");
     }
@@ -47,7 +50,10 @@ fn runbooks_run_as_written() {
     let _cleanup = Defer(|| {
         let _ = destroy();
     });
-    for page in RUNBOOKS {
+    for (n, page) in RUNBOOKS.iter().enumerate() {
+        if n > 0 {
+            copy_dir(&folder(RUNBOOKS[n - 1]), &folder(page));
+        }
         trycmd::TestCases::new()
             .register_bin("webscale", Path::new(env!("CARGO_BIN_EXE_webscale")))
             .register_bin("sed", which("sed"))
