@@ -12,6 +12,7 @@
 
 mod fake;
 mod gateways;
+mod rds;
 mod replacement;
 mod worlds;
 
