@@ -244,6 +244,9 @@ impl std::fmt::Display for Run {
 }
 
 /// Runs the real binary the way a CI pipeline would: environment credentials, no terminal, no colour.
+/// The master password the reference stack's `password_env` names, given to every webscale the tests run.
+pub const TEST_DB_PASSWORD: &str = "test-Only-Passw0rd-7c1e";
+
 pub fn webscale(args: &[&str]) -> Run {
     let out: Output = Command::new(env!("CARGO_BIN_EXE_webscale"))
         .args(args)
@@ -253,6 +256,7 @@ pub fn webscale(args: &[&str]) -> Run {
         .env("AWS_REGION", REGION)
         .env_remove("AWS_PROFILE")
         .env("NO_COLOR", "1")
+        .env("WEBSCALE_DB_PASSWORD", TEST_DB_PASSWORD)
         .stdin(Stdio::null())
         .output()
         .expect("run webscale");

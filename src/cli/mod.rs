@@ -211,6 +211,7 @@ pub async fn run(cli: Cli, ui: Ui) -> Result<ExitCode, Error> {
     match cli.command {
         Command::Validate(args) => {
             let stack = load(&settings, &args.file).await?;
+            stack.require_secrets()?;
             // What the stack owns, as plans count it: a lookup (the AMI behind an SSM parameter) is not its own.
             let n = resources::desired(&stack)
                 .iter()
@@ -229,6 +230,9 @@ pub async fn run(cli: Cli, ui: Ui) -> Result<ExitCode, Error> {
                 refuse_replace_on_destroy(&args.select)?;
             }
             let (stack, cloud) = connect(&settings, &args.file.file).await?;
+            if !args.destroy {
+                stack.require_secrets()?;
+            }
             let mode = if args.destroy { plan::Mode::Destroy } else { plan::Mode::Apply };
             let plan =
                 plan::build_selected(resources::REGISTRY, &cloud, &stack, mode, &args.select.selection()).await?;
@@ -303,6 +307,7 @@ fn refuse_replace_on_destroy(select: &SelectArgs) -> Result<(), Error> {
 /// address at the same time would make two). Then shows what the next plan would change on it.
 async fn import(settings: &Settings, args: &ImportArgs, ui: Ui) -> Result<ExitCode, Error> {
     let (stack, mut cloud) = connect(settings, &args.file.file).await?;
+    stack.require_secrets()?;
     let file = args.file.file.display();
     let id = args.id.as_str();
     let all = resources::desired(&stack);
@@ -437,6 +442,10 @@ async fn execute(settings: &Settings, args: &ApplyArgs, mode: plan::Mode, ui: Ui
         None => args.select.selection(),
     };
     let (stack, mut cloud) = connect(settings, &args.file.file).await?;
+    // A destroy sends no secret: it works without the password's variable.
+    if mode == plan::Mode::Apply {
+        stack.require_secrets()?;
+    }
     // Who we are, first: a wrong endpoint or missing credentials gets its one clear message before the lock's first
     // call, and the plan reuses the answer.
     cloud.account = cloud.whoami().await.map_err(|source| Error::Connect { endpoint: cloud.endpoint(), source })?;

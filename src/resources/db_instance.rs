@@ -154,7 +154,7 @@ impl Kind for DbInstance {
             "parameter_group": db.parameter_group,
             "manage_password": db.password.is_none(),
             // Write-only: the engine turns it into a salted digest for the plan, and hands the kind the value.
-            "password": db.password.as_ref().map(|(_, secret)| secret.expose()),
+            "password": db.password.as_ref().and_then(|p| p.value.as_ref().ok()).map(|secret| secret.expose()),
             "tags": tags::desired(stack, &address),
         });
         let mut out = vec![Desired::in_home_region(stack, address, &attrs)];
@@ -223,7 +223,9 @@ impl Kind for DbInstance {
         }
         let text = |k: &str| live.attrs.get(k).and_then(Value::as_str).unwrap_or("?").to_string();
         let gb = live.attrs.get("storage_gb").and_then(Value::as_i64).unwrap_or_default();
-        let resource_id = live.outputs.get("resource_id").and_then(Value::as_str);
+        // A failed instance is deleted without a snapshot (RDS refuses one): the plan promises none.
+        let status = live.outputs.get("status").and_then(Value::as_str);
+        let resource_id = live.outputs.get("resource_id").and_then(Value::as_str).filter(|_| !holds_nothing(status));
         Some(DataLoss {
             what: format!(
                 "database {} ({} {}, {gb} GiB) and every row in it",
@@ -454,7 +456,7 @@ impl Kind for DbInstance {
         }
         let is_replica = now.read_replica_source_db_instance_identifier().is_some();
         let mut call = rds.delete_db_instance().db_instance_identifier(id);
-        call = if is_replica || op.skip_final_snapshot {
+        call = if is_replica || op.skip_final_snapshot || holds_nothing(now.db_instance_status()) {
             call.skip_final_snapshot(true)
         } else {
             let name = final_snapshot(id, now.dbi_resource_id().unwrap_or(id));
@@ -628,6 +630,12 @@ fn pending_status(status: Option<&str>) -> Option<String> {
     }
 }
 
+/// Statuses in which RDS deletes an instance only without a final snapshot (DeleteDBInstance, SkipFinalSnapshot):
+/// it never came up, or cannot be read, so there is nothing to keep.
+fn holds_nothing(status: Option<&str>) -> bool {
+    matches!(status, Some("failed" | "incompatible-restore" | "incompatible-network"))
+}
+
 /// The instance now; `None` when AWS does not know it.
 pub async fn describe(rds: &aws_sdk_rds::Client, id: &str) -> Result<Option<Instance>, CloudError> {
     match rds.describe_db_instances().db_instance_identifier(id).send().await.call("DescribeDBInstances") {
@@ -682,8 +690,13 @@ async fn until_available(
 ) -> Result<(), CloudError> {
     loop {
         match describe(rds, id).await? {
-            // Not visible yet right after the create.
-            None => progress.set("creating"),
+            // Not visible yet right after the create (RDS's reads are eventually consistent), and the SDK waiter
+            // has no case for "not found": look again at the waiter's pace, within the engine's bound.
+            None => {
+                progress.set("creating");
+                tokio::time::sleep(Duration::from_secs(30)).await;
+                continue;
+            }
             Some(i) => {
                 let status = i.db_instance_status().unwrap_or("unknown");
                 progress.set(status);

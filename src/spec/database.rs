@@ -45,13 +45,22 @@ pub struct Database {
     pub username: String,
     /// The database created inside the instance, if any.
     pub database_name: Option<String>,
-    /// The variable `password_env` names, and the password read from it; `None`: RDS manages the password.
-    pub password: Option<(String, Secret)>,
+    /// `password_env`: the master password comes from this environment variable; `None`: RDS manages it.
+    pub password: Option<Password>,
     /// An existing DB parameter group; `None`: the engine's default.
     pub parameter_group: Option<String>,
     pub replicas: u32,
     /// The `[network.zones.NAME]` keys replicas are spread over, in order (replica_1 in the first, ...).
     pub replica_zones: Vec<String>,
+}
+
+/// The master password from the environment. Read when the spec is loaded, but required only by commands that
+/// create or change the database (validate, plan, apply): `destroy`, `show` and `output` work without it.
+#[derive(Debug, Clone)]
+pub struct Password {
+    pub env: String,
+    /// The value, or why there is none (the variable is unset, or holds nothing RDS accepts), located in the file.
+    pub value: Result<Secret, super::Diagnostic>,
 }
 
 /// A secret read from the environment: never printed, not even by `{:?}`.
@@ -308,21 +317,23 @@ pub(super) fn check(
             cx.err(v.span(), f("password_env"), format!("{name:?} is not an environment variable name (letters, digits, underscores)"));
             return None;
         }
-        match std::env::var(name) {
+        let value = match std::env::var(name) {
             // RDS's rules: 8 to 128 printable ASCII characters other than / " @ and space. Said without the value.
             Ok(p) if (8..=128).contains(&p.len()) && p.chars().all(|c| c.is_ascii_graphic() && !matches!(c, '/' | '"' | '@')) => {
-                Some((name.clone(), Secret(p)))
+                Ok(Secret(p))
             }
-            Ok(_) => {
-                cx.err(v.span(), f("password_env"), format!("the password in ${name} is not one RDS accepts: use 8 to 128 printable ASCII characters other than /, \", @ and spaces"));
-                None
-            }
-            Err(_) => {
-                cx.err(v.span(), f("password_env"), format!("the environment variable {name} is not set: set it to the master password, or leave password_env out to let RDS keep the password in Secrets Manager"));
-                None
-            }
-        }
+            Ok(_) => Err(cx.diagnostic(v.span(), f("password_env"), format!("the password in ${name} is not one RDS accepts: use 8 to 128 printable ASCII characters other than /, \", @ and spaces"))),
+            Err(_) => Err(cx.diagnostic(v.span(), f("password_env"), format!("the environment variable {name} is not set: set it to the database's master password (webscale shows and keeps only a salted digest of it)"))),
+        };
+        Some(Password { env: name.clone(), value })
     });
+    // AWS makes no read replica of a primary whose password RDS manages in Secrets Manager (RDS User Guide,
+    // "Password management with Amazon RDS and AWS Secrets Manager", limitations): say so here, not after the
+    // primary exists and the first replica fails.
+    if replicas > 0 && password.is_none() && raw.password_env.is_none() {
+        let span = raw.replicas.as_ref().map_or(table.clone(), |r| r.span());
+        cx.err(span, f("replicas"), format!("read replicas need password_env: AWS makes no replica of a primary whose password RDS manages in Secrets Manager. Set password_env = \"NAME\" (an environment variable holding the master password), or replicas = 0 (now {replicas})"));
+    }
     let parameter_group = raw.parameter_group.as_ref().map(|p| p.get_ref().clone());
     let replica_zones = match &raw.replica_zones {
         None => zones.to_vec(),

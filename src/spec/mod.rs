@@ -37,7 +37,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-pub use database::{Database, Engine, Secret};
+pub use database::{Database, Engine, Password, Secret};
 pub use dns::{Dns, RecordName};
 pub use load_balancer::{HealthCheck, LoadBalancer};
 pub use network::{Nat, Network, Route, RouteTable, RouteTarget, Zone};
@@ -67,6 +67,20 @@ pub struct Stack {
     pub dns: Option<Dns>,
     /// `[database]`: the RDS primary and its read replicas.
     pub database: Option<Database>,
+}
+
+impl Stack {
+    /// Secrets the spec takes from the environment that are missing (an unset variable), for the commands that
+    /// send them to AWS: validate, plan and apply; destroy, show and output need none.
+    pub fn require_secrets(&self) -> Result<(), SpecError> {
+        let missing: Vec<Diagnostic> = self
+            .database
+            .iter()
+            .filter_map(|db| db.password.as_ref())
+            .filter_map(|p| p.value.as_ref().err().cloned())
+            .collect();
+        if missing.is_empty() { Ok(()) } else { Err(SpecError::Invalid(missing)) }
+    }
 }
 
 /// Which subnets of every zone a route table or network ACL applies to.

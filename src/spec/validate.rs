@@ -435,6 +435,18 @@ pub(super) struct Checker<'a> {
 }
 
 impl Checker<'_> {
+    /// A problem at `span`, not reported now: for checks that only some commands need (a secret from the
+    /// environment, required by plan and apply but not by destroy).
+    pub(super) fn diagnostic(
+        &self,
+        span: Range<usize>,
+        field: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Diagnostic {
+        let (line, column) = line_col(self.text, span.start);
+        Diagnostic { file: self.file.to_path_buf(), line, column, field: field.into(), message: message.into() }
+    }
+
     pub(super) fn err(&mut self, span: Range<usize>, field: impl Into<String>, message: impl Into<String>) {
         let (line, column) = line_col(self.text, span.start);
         self.diags.push(Diagnostic {
