@@ -9,6 +9,7 @@
 //! - `runbooks`: the ops runbooks in `docs/runbooks/`, run as written (trycmd).
 
 mod cli;
+mod database;
 mod dns;
 mod emulator;
 mod engine;
