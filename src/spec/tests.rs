@@ -1168,3 +1168,72 @@ fn nat_needs_the_internet_gateway_and_the_private_default_route() {
     let d = one(&edit("cidr = \"10.0.0.0/16\"", "cidr = \"10.0.0.0/16\"\nnat = \"always\""));
     check(&d, "network.nat", 7, 7, &["\"none\"", "\"single\"", "\"per_zone\""]);
 }
+
+// ---------------------------------------------------------------------------------------------------------------
+// [database]
+
+/// `BASE` with a web group, a database group admitting it on `port`, and `[database]` with `extra` keys.
+fn with_database(db_ingress: &str, extra: &str) -> String {
+    with(&format!(
+        "[security_groups.web]\ndescription = \"web\"\n\n[security_groups.db]\ndescription = \"db\"\ningress = [{db_ingress}]\n\n[database]\nengine = \"postgres\"\nengine_version = \"16\"\ninstance_class = \"db.t4g.micro\"\n{extra}"
+    ))
+}
+
+const FROM_WEB: &str = "{ protocol = \"tcp\", ports = 5432, security_group = \"web\" }";
+
+#[test]
+fn a_database_gets_safe_defaults() {
+    let stack = ok(&with_database(FROM_WEB, ""));
+    let db = stack.database.expect("[database]");
+    assert!(db.encrypted && db.deletion_protection && !db.apply_immediately && !db.multi_az);
+    assert_eq!((db.port, db.backup_retention_days, db.replicas, db.storage_gb), (5432, 7, 0, 20));
+    assert!(db.password.is_none(), "RDS manages the password unless password_env is given");
+    assert_eq!(db.replica_zones, ["a", "b"], "replicas spread over every zone by default");
+}
+
+#[test]
+fn replicas_need_backups_and_a_password_of_the_operators() {
+    let diags = problems(&with_database(FROM_WEB, "replicas = 2\nbackup_retention_days = 0\n"));
+    let fields: Vec<&str> = diags.iter().map(|d| d.field.as_str()).collect();
+    assert_eq!(fields, ["database.replicas", "database.backup_retention_days"], "{}", render(&diags));
+    assert!(diags[1].message.contains("read replicas need backups"), "{}", diags[1]);
+    assert!(diags[0].message.contains("password_env") && diags[0].message.contains("Secrets Manager"), "{}", diags[0]);
+    // With password_env they are fine, and the variable is only needed by the commands that send it.
+    let stack = ok(&with_database(FROM_WEB, "replicas = 2\npassword_env = \"WEBSCALE_SPEC_TEST_UNSET_PW\"\n"));
+    let err = stack.require_secrets().expect_err("the variable is not set").to_string();
+    assert!(err.contains("database.password_env") && err.contains("WEBSCALE_SPEC_TEST_UNSET_PW is not set"), "{err}");
+}
+
+#[test]
+fn the_database_group_admits_only_groups_and_the_web_tier_on_the_engines_port() {
+    let web = "[web]\ninstance_type = \"t3.micro\"\nami = \"ami-12345678\"\nuser_data = \"web/user-data.sh\"\n";
+    let open = with_database("{ protocol = \"tcp\", ports = 5432, cidr = \"0.0.0.0/0\" }", "");
+    let diags = problems(&format!("{open}\n{web}"));
+    let messages: Vec<&str> =
+        diags.iter().filter(|d| d.field == "database.security_group").map(|d| d.message.as_str()).collect();
+    assert!(messages.iter().any(|m| m.contains("admits 0.0.0.0/0")), "{}", render(&diags));
+    assert!(messages.iter().any(|m| m.contains("does not admit the web servers")), "{}", render(&diags));
+    let mysql = with_database(FROM_WEB, "").replace("engine = \"postgres\"", "engine = \"mysql\"");
+    let diags = problems(&format!("{mysql}\n{web}"));
+    assert!(diags.iter().any(|d| d.message.contains("ports = 3306")), "mysql's port: {}", render(&diags));
+}
+
+#[test]
+fn database_values_are_checked_with_what_would_be_valid() {
+    let diags = problems(&with_database(
+        FROM_WEB,
+        "storage_gb = 10\nmax_storage_gb = 15\nbackup_window = \"3am\"\nreplica_zones = [\"c\"]\nusername = \"admin\"\n",
+    ));
+    let fields: Vec<&str> = diags.iter().map(|d| d.field.as_str()).collect();
+    for field in [
+        "database.storage_gb",
+        "database.max_storage_gb",
+        "database.backup_window",
+        "database.username",
+        "database.replica_zones",
+    ] {
+        assert!(fields.contains(&field), "{field} missing from {}", render(&diags));
+    }
+    let bad_engine = with_database(FROM_WEB, "").replace("\"postgres\"", "\"oracle\"");
+    assert!(problems(&bad_engine).iter().any(|d| d.field == "database.engine" && d.message.contains("\"mysql\"")));
+}
