@@ -47,8 +47,12 @@ fn runbooks_run_as_written() {
         ])
     };
     destroy().success();
+    // The tear-down page keeps a final snapshot. Its name carries the instance's resource id, unique on AWS but the
+    // same for every instance on moto: one left by an earlier run would make the page's destroy fail.
+    delete_snapshots(&final_snapshots());
     let _cleanup = Defer(|| {
         let _ = destroy();
+        delete_snapshots(&final_snapshots());
     });
     for (n, page) in RUNBOOKS.iter().enumerate() {
         if n > 0 {
@@ -62,9 +66,52 @@ fn runbooks_run_as_written() {
             .env("AWS_SECRET_ACCESS_KEY", "test")
             .env("AWS_REGION", support::REGION)
             .env("NO_COLOR", "1")
+            .env("WEBSCALE_DB_PASSWORD", support::TEST_DB_PASSWORD)
             .case(scratch.path().join(format!("{page}.md")))
             .run();
     }
+    // What the tear-down page says it kept, checked through the SDK rather than webscale's own words.
+    let kept = final_snapshots();
+    assert_eq!(kept.len(), 1, "the tear-down keeps one final snapshot of the primary: {kept:?}");
+}
+
+/// The primary's identifier, and the start of its final snapshots' names (`db_instance::final_snapshot`).
+const PRIMARY: &str = "webscale-primary";
+
+/// The final snapshots of the reference stack's primary, by name.
+fn final_snapshots() -> Vec<String> {
+    block_on(async {
+        let rds = aws_sdk_rds::Client::new(&support::sdk_config().await);
+        let snapshots: Vec<aws_sdk_rds::types::DbSnapshot> = rds
+            .describe_db_snapshots()
+            .db_instance_identifier(PRIMARY)
+            .snapshot_type("manual")
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<Result<Vec<_>, _>>()
+            .await
+            .expect("DescribeDBSnapshots");
+        snapshots
+            .iter()
+            .filter_map(|s| s.db_snapshot_identifier())
+            .filter(|id| id.starts_with(&format!("{PRIMARY}-final-")))
+            .map(str::to_string)
+            .collect()
+    })
+}
+
+fn delete_snapshots(names: &[String]) {
+    block_on(async {
+        let rds = aws_sdk_rds::Client::new(&support::sdk_config().await);
+        for name in names {
+            rds.delete_db_snapshot().db_snapshot_identifier(name).send().await.expect("DeleteDBSnapshot");
+        }
+    })
+}
+
+fn block_on<T>(work: impl std::future::Future<Output = T>) -> T {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime").block_on(work)
 }
 
 /// Runs its closure when dropped, also when a page failed.
