@@ -243,9 +243,10 @@ impl std::fmt::Display for Run {
     }
 }
 
-/// Runs the real binary the way a CI pipeline would: environment credentials, no terminal, no colour.
 /// The master password the reference stack's `password_env` names, given to every webscale the tests run.
 pub const TEST_DB_PASSWORD: &str = "test-Only-Passw0rd-7c1e";
+
+/// Runs the real binary the way a CI pipeline would: environment credentials, no terminal, no colour.
 
 pub fn webscale(args: &[&str]) -> Run {
     let out: Output = Command::new(env!("CARGO_BIN_EXE_webscale"))

@@ -61,7 +61,8 @@ pub enum Command {
     Unlock(UnlockArgs),
     /// List every resource the stack owns in live AWS (address, region, id, state), without planning.
     Show(ShowArgs),
-    /// Print what the stack offers once applied: site URL, load balancer DNS name, name servers, instance ids.
+    /// Print what the stack offers once applied: site URL, load balancer DNS name, name servers, instance ids,
+    /// database endpoints.
     Output(OutputArgs),
     /// Adopt an existing resource (made by hand) as ADDRESS of the stack: give it the stack's ownership tags.
     Import(ImportArgs),
@@ -173,7 +174,7 @@ pub struct OutputArgs {
     #[command(flatten)]
     pub file: FileArgs,
     /// Print the outputs as one JSON object (`site_url`, `load_balancer_dns_name`, `hosted_zone_id`,
-    /// `name_servers`, `instances`, `missing`).
+    /// `name_servers`, `instances`, `database`, `missing`).
     #[arg(long)]
     pub json: bool,
 }
@@ -533,7 +534,7 @@ async fn execute(settings: &Settings, args: &ApplyArgs, mode: plan::Mode, ui: Ui
             }
         }
         refuse_if_blocked(&plan, verb)?;
-        refuse_data_loss(&plan, &args.data, verb, &args.file.file)?;
+        refuse_data_loss(&plan, &args.data, verb, &args.file.file, args.auto_approve)?;
         let reviewed = match &saved {
             Some((path, saved)) => {
                 check_saved(path, saved, &plan)?;
@@ -652,7 +653,13 @@ fn refuse_if_blocked(plan: &Plan, verb: &str) -> Result<(), Error> {
 
 /// A delete or replacement that destroys data is refused before anything starts unless its address was named with
 /// `--allow-data-loss`; deletion protection alone (a database kept by `destroy`) gets the same answer.
-fn refuse_data_loss(plan: &Plan, data: &DataArgs, verb: &str, file: &std::path::Path) -> Result<(), Error> {
+fn refuse_data_loss(
+    plan: &Plan,
+    data: &DataArgs,
+    verb: &str,
+    file: &std::path::Path,
+    approve: bool,
+) -> Result<(), Error> {
     let refused: Vec<&plan::Change> = plan
         .changes
         .iter()
@@ -671,23 +678,21 @@ fn refuse_data_loss(plan: &Plan, data: &DataArgs, verb: &str, file: &std::path::
         })
         .collect();
     let flags: String = refused.iter().map(|c| format!(" --allow-data-loss {}", c.address)).collect();
-    let snapshot = if data.skip_final_snapshot {
-        "no final snapshot is taken (--skip-final-snapshot)".to_string()
-    } else {
-        let names: Vec<String> = refused.iter().filter_map(|c| c.data_loss.as_ref()?.final_snapshot.clone()).collect();
-        if names.is_empty() {
-            "a final snapshot is taken first".to_string()
-        } else {
-            format!("a final snapshot is taken first ({})", names.join(", "))
-        }
+    let names: Vec<String> = refused.iter().filter_map(|c| c.data_loss.as_ref()?.final_snapshot.clone()).collect();
+    let snapshot = match (data.skip_final_snapshot, names.is_empty()) {
+        (true, _) => "No final snapshot is taken (--skip-final-snapshot).".to_string(),
+        (false, true) => "A final snapshot is taken first.".to_string(),
+        (false, false) => format!("A final snapshot is taken first: {}.", names.join(", ")),
     };
     let keep = if verb == "destroy" {
         "To keep the data, leave the stack standing (`--target` destroys parts of it)."
     } else {
         "To keep the data, change the spec so the plan no longer replaces or deletes it."
     };
+    let approve = if approve { " --auto-approve" } else { "" };
+    let skip = if data.skip_final_snapshot { " --skip-final-snapshot" } else { "" };
     Err(Error::Refused(format!(
-        "{verb} refused: it would delete data that no spec can bring back:{lines}\nNothing was changed. If that is intended, run `webscale {verb} -f {}{flags}` (deletion protection is turned off, and {snapshot}). {keep}",
+        "{verb} refused: it would delete data that no spec can bring back:{lines}\nNothing was changed. If that is intended, run `webscale {verb} -f {}{approve}{flags}{skip}`: deletion protection is turned off first. {snapshot} {keep}",
         file.display()
     )))
 }

@@ -239,13 +239,25 @@ impl Kind for DbInstance {
     }
 
     fn update_note(&self, desired: &AttrMap, changed: &[String]) -> Option<String> {
+        // What ModifyDBInstance holds for the maintenance window unless ApplyImmediately (API reference, per field).
         const DEFERRED: &[&str] =
-            &["instance_class", "storage_gb", "storage_type", "multi_az", "engine_version", "port", "max_storage_gb"];
+            &["instance_class", "storage_gb", "storage_type", "multi_az", "engine_version", "max_storage_gb"];
+        let has = |a: &str| changed.iter().any(|c| c == a);
+        let mut notes = Vec::new();
         let waits: Vec<&str> = changed.iter().map(String::as_str).filter(|c| DEFERRED.contains(c)).collect();
-        if waits.is_empty() || desired.get("apply_immediately") == Some(&Value::Bool(true)) {
-            return None;
+        if !waits.is_empty() && desired.get("apply_immediately") != Some(&Value::Bool(true)) {
+            notes.push(format!(
+                "{} takes effect in the next maintenance window (apply_immediately = false)",
+                waits.join(", ")
+            ));
         }
-        Some(format!("{} takes effect in the next maintenance window (apply_immediately = false)", waits.join(", ")))
+        if has("port") {
+            notes.push("a new port restarts the database at once, whatever apply_immediately says".to_string());
+        }
+        if has("parameter_group") {
+            notes.push("a new parameter group takes effect at the database's next reboot".to_string());
+        }
+        (!notes.is_empty()).then(|| notes.join("; "))
     }
 
     async fn read(&self, ctx: &ReadCtx<'_>, region: &str) -> Result<Vec<Live>, CloudError> {

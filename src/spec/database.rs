@@ -218,7 +218,7 @@ pub(super) fn check(
         }
     };
     let backup_window = raw.backup_window.as_ref().map(|w| {
-        if !is_window(w.get_ref(), false) {
+        if !is_window(w.get_ref(), false) || window_minutes(w.get_ref()) < 30 {
             cx.err(
                 w.span(),
                 f("backup_window"),
@@ -394,6 +394,18 @@ fn int(cx: &mut Checker, v: Option<&Spanned<i64>>, field: &str, default: u32, lo
     }
     cx.err(v.span(), field, format!("{n} is out of range: use {valid}"));
     default
+}
+
+/// How long a daily `hh:mm-hh:mm` window lasts, in minutes (it may run past midnight); 0 if it is not one.
+fn window_minutes(s: &str) -> u32 {
+    let minute = |p: &str| -> Option<u32> {
+        let (h, m) = p.split_once(':')?;
+        Some(h.parse::<u32>().ok()? * 60 + m.parse::<u32>().ok()?)
+    };
+    match s.split_once('-').and_then(|(a, b)| Some((minute(a)?, minute(b)?))) {
+        Some((a, b)) => (b + 24 * 60 - a) % (24 * 60),
+        None => 0,
+    }
 }
 
 /// `hh:mm-hh:mm` (daily) or `ddd:hh:mm-ddd:hh:mm` (weekly).

@@ -1234,6 +1234,9 @@ fn database_values_are_checked_with_what_would_be_valid() {
     ] {
         assert!(fields.contains(&field), "{field} missing from {}", render(&diags));
     }
+    let short = one(&with_database(FROM_WEB, "backup_window = \"03:00-03:10\"\n"));
+    assert!(short.field == "database.backup_window" && short.message.contains("at least 30 minutes"), "{short}");
+    ok(&with_database(FROM_WEB, "backup_window = \"23:45-00:15\"\n"));
     let bad_engine = with_database(FROM_WEB, "").replace("\"postgres\"", "\"oracle\"");
     assert!(problems(&bad_engine).iter().any(|d| d.field == "database.engine" && d.message.contains("\"mysql\"")));
 }

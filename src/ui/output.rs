@@ -61,7 +61,7 @@ pub fn outputs_text(stack: &str, o: &Outputs) -> String {
     }
     if o.database.as_ref().is_some_and(|d| d.secret_arn.is_some()) {
         out.push_str(
-            "\nThe database password is in the secret above: `aws secretsmanager get-secret-value --secret-id ARN` (webscale never reads it).",
+            "\n\nThe database password is in the secret above: `aws secretsmanager get-secret-value --secret-id ARN` (webscale never reads it).",
         );
     }
     if o.missing > 0 {
