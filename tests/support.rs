@@ -247,7 +247,6 @@ impl std::fmt::Display for Run {
 pub const TEST_DB_PASSWORD: &str = "test-Only-Passw0rd-7c1e";
 
 /// Runs the real binary the way a CI pipeline would: environment credentials, no terminal, no colour.
-
 pub fn webscale(args: &[&str]) -> Run {
     let out: Output = Command::new(env!("CARGO_BIN_EXE_webscale"))
         .args(args)

@@ -745,7 +745,7 @@ fn check_saved(path: &std::path::Path, saved: &serde_json::Value, fresh: &Plan) 
             })
             .unwrap_or_default()
     };
-    let (saved, fresh) = (by_address(&saved), by_address(&fresh));
+    let (saved, fresh) = (by_address(saved), by_address(&fresh));
     let differ: Vec<&String> = saved
         .keys()
         .chain(fresh.keys().filter(|a| !saved.contains_key(*a)))
