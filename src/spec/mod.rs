@@ -71,7 +71,7 @@ pub struct Stack {
 
 impl Stack {
     /// Secrets the spec takes from the environment that are missing (an unset variable), for the commands that
-    /// send them to AWS: validate, plan and apply; destroy, show and output need none.
+    /// send them to AWS: plan, apply and import; validate only notes them, and destroy, show and output need none.
     pub fn require_secrets(&self) -> Result<(), SpecError> {
         let missing: Vec<Diagnostic> = self
             .database
