@@ -99,42 +99,46 @@ pub fn declared(stack: &TestStack) -> usize {
         .count()
 }
 
-/// The reference template as the emulator tests apply it. LocalStack's free edition does not serve ELBv2, so
-/// there it loses `[load_balancer]` and the alias records that point at it (the zone stays: Route 53 is served);
-/// the tiers that need them are tested on moto, and skipped on LocalStack with the reason printed.
+/// The reference template as the emulator tests apply it: without `[database]`, which has tests of its own
+/// (tests/database.rs, with `full_reference_text`); everywhere else a database would only add its waits, and a destroy
+/// that needs --allow-data-loss. LocalStack's free edition does not serve ELBv2, so there it also loses
+/// `[load_balancer]` and the alias records that point at it (the zone stays: Route 53 is served); the tiers that need
+/// them are tested on moto, and skipped on LocalStack with the reason printed.
 pub fn reference_text() -> String {
-    let text = full_reference_text();
-    // The data tier has tests of its own (tests/database.rs, which use `full_reference_text`); everywhere else a
-    // database would only add its waits, and a destroy that needs --allow-data-loss.
-    let (text, database) = text.split_once("\n[database]").expect("the template has [database]");
-    assert!(
-        !database.contains("\n["),
-        "[database] is no longer the template's last table: update support::reference_text"
-    );
-    let text = text.trim_end().rsplit_once("\n\n").map_or(text, |(head, _comment)| head).to_string() + "\n";
+    let text = without_database(&template_text());
     if engine() != Engine::LocalStack {
         return text;
     }
-    let (head, rest) = text.split_once("[load_balancer]").expect("the template has [load_balancer]");
-    let (_, dns) = rest.split_once("[dns]").expect("the template has [dns] after [load_balancer]");
-    let dns = dns.replacen("records = [\"apex\", \"www\"]", "records = []", 1);
-    assert!(dns.contains("records = []"), "the template's [dns] records changed: update support::reference_text");
-    format!("{head}# [load_balancer] left out: not served by LocalStack's free edition\n\n[dns]{dns}")
+    without_load_balancer(&text)
 }
 
 /// The reference template as it is, database included (on LocalStack, without what its free edition does not
 /// serve: the load balancer and the records pointing at it, and RDS).
 pub fn full_reference_text() -> String {
-    let text = std::fs::read_to_string(repo().join("templates/webscale.toml")).expect("reference template");
+    let text = template_text();
     if engine() != Engine::LocalStack {
         return text;
     }
-    let (head, _) = text.split_once("\n[database]").expect("the template has [database]");
-    let head = head.trim_end().rsplit_once("\n\n").map_or(head, |(head, _comment)| head);
-    let (head, rest) = head.split_once("[load_balancer]").expect("the template has [load_balancer]");
+    without_load_balancer(&without_database(&text))
+}
+
+fn template_text() -> String {
+    std::fs::read_to_string(repo().join("templates/webscale.toml")).expect("reference template")
+}
+
+/// The template without its last table, `[database]`, and the comment above it.
+fn without_database(text: &str) -> String {
+    let (head, database) = text.split_once("\n[database]").expect("the template has [database]");
+    assert!(!database.contains("\n["), "[database] is no longer the template's last table: update support.rs");
+    head.trim_end().rsplit_once("\n\n").map_or(head, |(head, _comment)| head).to_string() + "\n"
+}
+
+fn without_load_balancer(text: &str) -> String {
+    let (head, rest) = text.split_once("[load_balancer]").expect("the template has [load_balancer]");
     let (_, dns) = rest.split_once("[dns]").expect("the template has [dns] after [load_balancer]");
     let dns = dns.replacen("records = [\"apex\", \"www\"]", "records = []", 1);
-    format!("{head}# [load_balancer] left out: not served by LocalStack's free edition\n\n[dns]{dns}\n")
+    assert!(dns.contains("records = []"), "the template's [dns] records changed: update support.rs");
+    format!("{head}# [load_balancer] left out: not served by LocalStack's free edition\n\n[dns]{dns}")
 }
 
 /// A stack of one test: its own name (so tests run in parallel), its own spec file.
