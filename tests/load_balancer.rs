@@ -774,7 +774,9 @@ async fn a_duplicate_load_balancer_name_is_finished_as_the_load_balancer_already
         .output(|| balancers(LoadBalancerStateEnum::Active))
         .build();
     let tags = describe_tags(|arn| (arn == LB_ARN).then_some("load_balancer.web"));
-    let cloud = cloud_with(mocked_elb(&[&create, &describe, &tags]));
+    // Finishing it as an update writes webscale's record of what it applied among its tags.
+    let add_tags = mock!(Elb::add_tags).then_output(|| op::add_tags::AddTagsOutput::builder().build());
+    let cloud = cloud_with(mocked_elb(&[&create, &describe, &tags, &add_tags]));
     let address = Address::new("load_balancer", "web");
     // Plain ids where the real kind refers to the network tier, which this test leaves out.
     let desired = json!({
@@ -796,4 +798,5 @@ async fn a_duplicate_load_balancer_name_is_finished_as_the_load_balancer_already
     assert_eq!(report.ids.get(&address).map(String::as_str), Some(LB_ARN), "the first call's load balancer");
     assert_eq!(create.num_calls(), 1, "created once, never again");
     assert_eq!(describe.num_calls(), 4, "plan, the engine's look, then the wait until active");
+    assert_eq!(add_tags.num_calls(), 1, "the record of what was applied");
 }

@@ -11,6 +11,7 @@
 mod cli;
 mod database;
 mod dns;
+mod drift;
 mod emulator;
 mod engine;
 mod load_balancer;

@@ -673,8 +673,21 @@ mod fake {
                 i.polls = POLLS;
                 MockResponse::Output(ec2op::terminate_instances::TerminateInstancesOutput::builder().build())
             });
+            // Every apply rewrites webscale's record of what it applied among the instance's tags.
+            let w = self.clone();
+            let tag = mock!(Ec2::create_tags).then_compute_response(move |req| {
+                let mut world = w.0.lock().unwrap();
+                for id in req.resources() {
+                    if let Some(i) = world.instances.get_mut(id) {
+                        for t in req.tags() {
+                            i.tags.insert(t.key().unwrap_or_default().into(), t.value().unwrap_or_default().into());
+                        }
+                    }
+                }
+                MockResponse::Output(ec2op::create_tags::CreateTagsOutput::builder().build())
+            });
             let mut interceptor = MockResponseInterceptor::new().rule_mode(RuleMode::MatchAny);
-            for rule in [&run, &describe, &volumes, &images, &stop, &start, &modify, &terminate] {
+            for rule in [&run, &describe, &volumes, &images, &stop, &start, &modify, &terminate, &tag] {
                 interceptor = interceptor.with_rule(rule);
             }
             aws_sdk_ec2::Client::from_conf(

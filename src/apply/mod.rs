@@ -393,7 +393,21 @@ async fn run(ctx: &Ctx<'_>, node: Node, mut slot: Slot, progress: &Progress) -> 
         None => Default::default(),
     };
     let live = change.live.as_ref().map(|l| resolve_live(&l.attrs));
-    let changed = change.changed();
+    let mut changed = change.changed();
+    // What this apply makes of the spec, recorded among the resource's tags (`plan::drift`), so the next plan can
+    // tell a change made outside webscale from a spec edit. An update always rewrites it, hence "tags" changes.
+    let mut desired = desired;
+    if let (Some(d), Some(want)) = (desired.as_mut(), change.want.as_ref())
+        && let Some(Value::Object(tags)) = d.get_mut("tags")
+    {
+        tags.insert(
+            crate::plan::drift::TAG_APPLIED.to_string(),
+            Value::String(crate::plan::drift::record(schema, want)),
+        );
+        if node.phase == Phase::Update && !changed.iter().any(|c| c == "tags") {
+            changed.push("tags".to_string());
+        }
+    }
     // The resource being replaced, if any: a create must never take it for its own.
     let replacing = change.id.as_deref().filter(|_| change.action.is_replace());
     let op = Op {

@@ -160,11 +160,15 @@ pub fn diff_replacing(
                 data_loss: None,
                 pending: None,
                 desired: Some(d.clone()),
+                want: None,
                 live: Some(l),
                 live_refs: Vec::new(),
             });
             continue;
         }
+        // The spec's values as this plan compares them, for the record of what an apply made of them (`drift`).
+        let compared: Attrs =
+            want.iter().map(|(name, v)| (name.clone(), canonical_attr(v, rules(schema, name)))).collect();
         let Some(l) = by_key.remove(&key) else {
             let attributes = want
                 .iter()
@@ -185,6 +189,7 @@ pub fn diff_replacing(
                 data_loss: None,
                 pending: None,
                 desired: Some(d.clone()),
+                want: Some(compared),
                 live: None,
                 live_refs: Vec::new(),
             });
@@ -265,6 +270,7 @@ pub fn diff_replacing(
             // A resource being replaced is not waited for: its successor is.
             pending: l.pending.clone().filter(|_| !action.is_replace()),
             desired: Some(d.clone()),
+            want: Some(compared),
             live: Some(l),
             live_refs,
         });
@@ -307,6 +313,7 @@ pub fn diff_replacing(
             data_loss: None,
             pending: None,
             desired: None,
+            want: None,
             live: Some(l),
             live_refs,
         });
@@ -333,7 +340,15 @@ pub fn secret_digest(stack: &str, d: &Desired, v: Value) -> String {
 impl AttrChange {
     fn new(name: &str, before: Option<Value>, after: Option<Value>, forces: bool, note: Option<String>) -> AttrChange {
         let known_after_apply = after.as_ref().is_some_and(contains_unknown);
-        AttrChange { name: name.to_string(), before, after, forces_replacement: forces, note, known_after_apply }
+        AttrChange {
+            name: name.to_string(),
+            before,
+            after,
+            forces_replacement: forces,
+            note,
+            known_after_apply,
+            changed_outside: false,
+        }
     }
 
     /// Secrets leave the plan as digests: the values never reach output, JSON or a saved plan.

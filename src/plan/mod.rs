@@ -2,6 +2,7 @@
 //! resources. Drawing a plan lives in `ui`; carrying it out in `apply`.
 
 pub mod diff;
+pub mod drift;
 pub mod inventory;
 pub mod outputs;
 pub mod read;
@@ -89,6 +90,10 @@ pub struct AttrChange {
     /// `after` holds values that exist only once apply has created what they come from (`{"unknown": ...}`).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub known_after_apply: bool,
+    /// The spec's value is what webscale last applied, yet live differs: someone changed it outside webscale, and
+    /// this change undoes that ([`drift`]). Absent where webscale cannot tell.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub changed_outside: bool,
 }
 
 /// The planned change of one resource.
@@ -126,6 +131,10 @@ pub struct Change {
     pub pending: Option<String>,
     #[serde(skip)]
     pub desired: Option<Desired>,
+    /// The desired attributes as this plan compared them (references by address, outputs resolved where known, sets
+    /// in a fixed order): what an apply records as applied (`drift`).
+    #[serde(skip)]
+    pub want: Option<crate::resources::Attrs>,
     #[serde(skip)]
     pub live: Option<Live>,
     /// Resources the live resource references (they must outlive its deletion or update).
@@ -254,6 +263,7 @@ pub async fn build_selected(
     select::restrict(kinds, &mut plan, &selection.targets);
     blocked(kinds, &ctx, &mut plan).await.map_err(crate::Error::Read)?;
     mark_data_loss(kinds, &mut plan);
+    drift::mark(kinds, &mut plan);
     if !elsewhere.is_empty() {
         warnings.push(if here {
             format!(

@@ -56,7 +56,10 @@ pub async fn read_live(
             Err(e) => return Err(e),
         }
     }
-    live.iter_mut().for_each(|l| forget_ignored_tags(&cloud.ignore_tags, l));
+    live.iter_mut().for_each(|l| {
+        l.applied = super::drift::take_record(&mut l.attrs);
+        forget_ignored_tags(&cloud.ignore_tags, l)
+    });
     live.sort_by(|a, b| (&a.region, &a.address, &a.id).cmp(&(&b.region, &b.address, &b.id)));
     Ok((live, warnings))
 }
@@ -75,7 +78,10 @@ pub async fn read_one(
     let narrow = ctx.only(address);
     let mut found = kind.read(&narrow, region).await?;
     found.retain(|l| &l.address == address);
-    found.iter_mut().for_each(|l| forget_ignored_tags(&ctx.cloud.ignore_tags, l));
+    found.iter_mut().for_each(|l| {
+        l.applied = super::drift::take_record(&mut l.attrs);
+        forget_ignored_tags(&ctx.cloud.ignore_tags, l)
+    });
     Ok(found)
 }
 

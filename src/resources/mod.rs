@@ -330,11 +330,23 @@ pub struct Live {
     /// what depends on it must wait.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pending: Option<String>,
+    /// What webscale last applied, as recorded on the resource (`crate::plan::drift`), taken out of its tags by the
+    /// read; `None` for kinds without tags and resources applied before the record existed.
+    #[serde(skip)]
+    pub applied: Option<String>,
 }
 
 impl Live {
     pub fn new(address: Address, region: &str, id: impl Into<String>, attrs: Attrs) -> Live {
-        Live { address, region: region.to_string(), id: id.into(), attrs, outputs: Attrs::new(), pending: None }
+        Live {
+            address,
+            region: region.to_string(),
+            id: id.into(),
+            attrs,
+            outputs: Attrs::new(),
+            pending: None,
+            applied: None,
+        }
     }
 
     pub fn key(&self) -> Key {

@@ -123,6 +123,8 @@ fn attr_text(a: &AttrChange, width: usize, paint: &Paint) -> String {
         (None, true) => "  # forces replacement".to_string(),
         (None, false) => String::new(),
     };
+    // The spec did not change this since the last apply: live was changed by someone else, and this undoes it.
+    let tail = if a.changed_outside { format!("{tail}  # changed outside webscale") } else { tail };
     match (&a.before, &a.after) {
         (None, Some(after)) => multiline(&paint.action(Action::Create, "+"), &pad, after),
         // Reads the same as before; the note says why it changes anyway (a referenced resource gets a new id).

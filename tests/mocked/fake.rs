@@ -326,6 +326,7 @@ impl Fake {
             serve!(associate_route_table),
             serve!(disassociate_route_table),
             serve!(replace_route_table_association),
+            serve!(create_tags),
         ];
         let mut interceptor = MockResponseInterceptor::new().rule_mode(RuleMode::MatchAny);
         for rule in &rules {
@@ -1216,6 +1217,38 @@ impl World {
     }
 
     /// A new subnet starts on the VPC's default ACL (and on its main route table, implicitly).
+    /// Tags on whatever the fake holds under these ids (every apply rewrites webscale's record of what it applied).
+    /// Not logged among the calls: tests look at what changes the infrastructure.
+    pub(super) fn create_tags(
+        &mut self,
+        req: &op::create_tags::CreateTagsInput,
+    ) -> MockResponse<op::create_tags::CreateTagsOutput, op::create_tags::CreateTagsError> {
+        let tags: Vec<(String, String)> = req
+            .tags()
+            .iter()
+            .filter_map(|t| Some((t.key()?.to_string(), t.value().unwrap_or_default().to_string())))
+            .collect();
+        for id in req.resources() {
+            let target = if let Some(r) = self.vpcs.get_mut(id) {
+                Some(&mut r.tags)
+            } else if let Some(r) = self.subnets.get_mut(id) {
+                Some(&mut r.tags)
+            } else if let Some(r) = self.groups.get_mut(id) {
+                Some(&mut r.tags)
+            } else if let Some(r) = self.acls.get_mut(id) {
+                Some(&mut r.tags)
+            } else if let Some(r) = self.gateways.get_mut(id) {
+                Some(&mut r.tags)
+            } else {
+                self.tables.get_mut(id).map(|r| &mut r.tags)
+            };
+            if let Some(target) = target {
+                target.extend(tags.iter().cloned());
+            }
+        }
+        MockResponse::Output(op::create_tags::CreateTagsOutput::builder().build())
+    }
+
     pub(super) fn create_subnet(
         &mut self,
         req: &op::create_subnet::CreateSubnetInput,
