@@ -612,3 +612,44 @@ async fn a_password_from_the_environment_appears_in_no_output_plan_or_log() {
     let verbose = seen.iter().find(|(args, _)| args.contains("-vv")).map(|(_, run)| run.stderr.len());
     assert!(verbose.unwrap_or_default() > 10_000, "-vv logs the calls (so the check above means something)");
 }
+
+// =====================================================================================================================
+// A database the stack does not own in its subnet group
+// =====================================================================================================================
+
+/// A database made by hand in the stack's DB subnet group would keep the group (and its subnets and security group)
+/// from being deleted: the destroy is refused before anything is deleted, naming it; once it is gone, the destroy
+/// goes through.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_database_the_stack_does_not_own_in_its_subnet_group_stops_the_destroy_before_anything_goes() {
+    if skip() {
+        return;
+    }
+    let spec = database_only().replacen("replicas = 1", "replicas = 0", 1);
+    let db = DbStack::new("db-stranger", &spec);
+    db.apply();
+    let rds = rds().await;
+    let group = format!("{}-main", db.name);
+    let stranger = format!("byhand-{}", db.name);
+    rds.create_db_instance()
+        .db_instance_identifier(&stranger)
+        .engine("postgres")
+        .db_instance_class("db.t4g.micro")
+        .allocated_storage(20)
+        .master_username("someone")
+        .master_user_password("by-hand-Passw0rd")
+        .db_subnet_group_name(&group)
+        .send()
+        .await
+        .expect("a database made by hand in the stack's subnet group");
+
+    let refused = db.run(&CLEANUP);
+    assert_ne!(refused.code, 0, "the destroy cannot complete:\n{refused}");
+    assert!(refused.stderr.contains(&format!("database {stranger}")), "names what is in the way:\n{refused}");
+    let left = instances(&rds, &db.name).await;
+    assert_eq!(addresses(&left), [PRIMARY], "nothing was deleted");
+
+    rds.delete_db_instance().db_instance_identifier(&stranger).skip_final_snapshot(true).send().await.unwrap();
+    db.run(&CLEANUP).success();
+    assert!(instances(&rds, &db.name).await.is_empty(), "the stack's database is gone");
+}

@@ -218,6 +218,35 @@ impl Kind for DbSubnetGroup {
     fn is_gone(&self, error: &CloudError) -> bool {
         error.is_not_found() || error.code() == "DBSubnetGroupNotFoundFault"
     }
+
+    /// Databases the stack does not own in the group (made by hand, or by another tool): RDS refuses to delete a
+    /// group in use, and their network interfaces keep the subnets and security group too. Said at plan time, so a
+    /// destroy stops before deleting anything. One DescribeDBInstances (and pages), made only for a group being
+    /// deleted.
+    async fn strangers(
+        &self,
+        ctx: &ReadCtx<'_>,
+        live: &Live,
+        owned: &std::collections::HashSet<String>,
+    ) -> Result<Vec<String>, CloudError> {
+        let rds = &ctx.cloud.clients(&live.region)?.rds;
+        let all: Vec<aws_sdk_rds::types::DbInstance> = rds
+            .describe_db_instances()
+            .max_records(100)
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<Result<Vec<_>, _>>()
+            .await
+            .call("DescribeDBInstances")?;
+        Ok(all
+            .iter()
+            .filter(|i| i.db_subnet_group().and_then(|g| g.db_subnet_group_name()) == Some(live.id.as_str()))
+            .filter_map(|i| i.db_instance_identifier())
+            .filter(|id| !owned.contains(*id))
+            .map(|id| format!("database {id}"))
+            .collect())
+    }
 }
 
 async fn arn_of(rds: &aws_sdk_rds::Client, name: &str) -> Result<String, CloudError> {
