@@ -375,7 +375,7 @@ async fn run(ctx: &Ctx<'_>, node: Node, mut slot: Slot, progress: &Progress) -> 
     let change = &plan.changes[node.change];
     let k = find(ctx.kinds, change.address.kind())
         .ok_or_else(|| CloudError::internal(format!("no resource kind for {}", change.address)))?;
-    let desired = match (&change.desired, node.phase) {
+    let mut desired = match (&change.desired, node.phase) {
         (Some(d), Phase::Create | Phase::Update) => {
             let state = ctx.state.lock().unwrap_or_else(|e| e.into_inner());
             Some(resolve_desired(ctx.kinds, &plan.region, &d.region, &d.attrs, &state)?)
@@ -396,7 +396,6 @@ async fn run(ctx: &Ctx<'_>, node: Node, mut slot: Slot, progress: &Progress) -> 
     let mut changed = change.changed();
     // What this apply makes of the spec, recorded among the resource's tags (`plan::drift`), so the next plan can
     // tell a change made outside webscale from a spec edit. An update always rewrites it, hence "tags" changes.
-    let mut desired = desired;
     if let (Some(d), Some(want)) = (desired.as_mut(), change.want.as_ref())
         && let Some(Value::Object(tags)) = d.get_mut("tags")
     {

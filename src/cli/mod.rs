@@ -224,8 +224,7 @@ pub async fn run(cli: Cli, ui: Ui) -> Result<ExitCode, Error> {
                 stack.region
             ));
             // The file is fine without its secrets (a CI lint step has none); say what plan and apply will ask for.
-            let unset = stack.database.iter().filter_map(|db| db.password.as_ref()).filter(|p| p.value.is_err());
-            for p in unset {
+            for p in stack.unset_secrets() {
                 ui.err(&format!(
                     "note: plan and apply need the database's master password in the environment variable {} ([database] password_env), which is not set or not valid",
                     p.env

@@ -28,7 +28,7 @@ use aws_sdk_rds::types::DbInstance as Instance;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::db_subnet_group::{live_tags, sync_tags, tag_list};
+use super::rds_tags::{live_tags, sync_tags, tag_list};
 use super::tags::{self, TAG_ADDRESS, TAG_STACK, Tags};
 use super::{
     Address, Attr, Attrs as AttrMap, Created, DataLoss, Desired, Kind, Live, Op, Progress, ReadCtx, Timeouts, cloud_id,
@@ -261,16 +261,7 @@ impl Kind for DbInstance {
     }
 
     async fn read(&self, ctx: &ReadCtx<'_>, region: &str) -> Result<Vec<Live>, CloudError> {
-        let rds = &ctx.cloud.clients(region)?.rds;
-        let all: Vec<Instance> = rds
-            .describe_db_instances()
-            .max_records(100)
-            .into_paginator()
-            .items()
-            .send()
-            .collect::<Result<Vec<_>, _>>()
-            .await
-            .call("DescribeDBInstances")?;
+        let all = super::rds_tags::instances(ctx, region).await?;
         let db = ctx.stack.database.as_ref();
         Ok(all
             .iter()

@@ -7,10 +7,11 @@
 //! per group of the stack (one).
 
 use async_trait::async_trait;
-use aws_sdk_rds::types::{DbSubnetGroup as Group, Tag};
+use aws_sdk_rds::types::DbSubnetGroup as Group;
 use serde::Deserialize;
 use serde_json::json;
 
+use super::rds_tags::{live_tags, sync_tags, tag_list};
 use super::tags::{self, TAG_ADDRESS, TAG_STACK, Tags};
 use super::{Address, Attr, Created, Desired, Kind, Live, Op, ReadCtx, cloud_id, reference};
 use crate::aws::{CallExt, Cloud, CloudError};
@@ -34,41 +35,6 @@ struct Attrs {
     description: String,
     subnets: Vec<String>,
     tags: Tags,
-}
-
-/// RDS's `Tag` list, for create calls and AddTagsToResource.
-pub fn tag_list(tags: &Tags) -> Vec<Tag> {
-    tags.iter().map(|(k, v)| Tag::builder().key(k).value(v).build()).collect()
-}
-
-/// Live tags in the common form (`aws:` tags left out).
-pub fn live_tags(tags: &[Tag]) -> Tags {
-    tags::live(tags.iter().filter_map(|t| Some((t.key()?, t.value().unwrap_or_default()))))
-}
-
-/// Makes the tags on `arn` equal `want`.
-pub async fn sync_tags(cloud: &Cloud, region: &str, arn: &str, want: &Tags, have: &Tags) -> Result<(), CloudError> {
-    let rds = &cloud.clients(region)?.rds;
-    let stale: Vec<String> = have.keys().filter(|k| !want.contains_key(*k)).cloned().collect();
-    if !stale.is_empty() {
-        rds.remove_tags_from_resource()
-            .resource_name(arn)
-            .set_tag_keys(Some(stale))
-            .send()
-            .await
-            .call("RemoveTagsFromResource")?;
-    }
-    let missing: Tags =
-        want.iter().filter(|(k, v)| have.get(*k) != Some(v)).map(|(k, v)| (k.clone(), v.clone())).collect();
-    if !missing.is_empty() {
-        rds.add_tags_to_resource()
-            .resource_name(arn)
-            .set_tags(Some(tag_list(&missing)))
-            .send()
-            .await
-            .call("AddTagsToResource")?;
-    }
-    Ok(())
 }
 
 #[async_trait]
@@ -221,24 +187,16 @@ impl Kind for DbSubnetGroup {
 
     /// Databases the stack does not own in the group (made by hand, or by another tool): RDS refuses to delete a
     /// group in use, and their network interfaces keep the subnets and security group too. Said at plan time, so a
-    /// destroy stops before deleting anything. One DescribeDBInstances (and pages), made only for a group being
-    /// deleted.
+    /// destroy stops before deleting anything. One DescribeDBInstances (and pages), asked only for a group being deleted, and
+    /// answered from the plan's own listing of the instances.
     async fn strangers(
         &self,
         ctx: &ReadCtx<'_>,
         live: &Live,
         owned: &std::collections::HashSet<String>,
     ) -> Result<Vec<String>, CloudError> {
-        let rds = &ctx.cloud.clients(&live.region)?.rds;
-        let all: Vec<aws_sdk_rds::types::DbInstance> = rds
-            .describe_db_instances()
-            .max_records(100)
-            .into_paginator()
-            .items()
-            .send()
-            .collect::<Result<Vec<_>, _>>()
-            .await
-            .call("DescribeDBInstances")?;
+        // The instances the plan's read of `db_instance` already listed: no second listing.
+        let all = super::rds_tags::instances(ctx, &live.region).await?;
         Ok(all
             .iter()
             .filter(|i| i.db_subnet_group().and_then(|g| g.db_subnet_group_name()) == Some(live.id.as_str()))

@@ -25,6 +25,7 @@ pub mod listener;
 pub mod load_balancer;
 pub mod nat_gateway;
 pub mod network_acl;
+mod rds_tags;
 pub mod route53;
 pub mod route_table;
 mod schema;

@@ -70,15 +70,15 @@ pub struct Stack {
 }
 
 impl Stack {
+    /// The secrets the spec takes from the environment that are unset (or not valid).
+    pub fn unset_secrets(&self) -> impl Iterator<Item = &Password> {
+        self.database.iter().filter_map(|db| db.password.as_ref()).filter(|p| p.value.is_err())
+    }
+
     /// Secrets the spec takes from the environment that are missing (an unset variable), for the commands that
     /// send them to AWS: plan, apply and import; validate only notes them, and destroy, show and output need none.
     pub fn require_secrets(&self) -> Result<(), SpecError> {
-        let missing: Vec<Diagnostic> = self
-            .database
-            .iter()
-            .filter_map(|db| db.password.as_ref())
-            .filter_map(|p| p.value.as_ref().err().cloned())
-            .collect();
+        let missing: Vec<Diagnostic> = self.unset_secrets().filter_map(|p| p.value.as_ref().err().cloned()).collect();
         if missing.is_empty() { Ok(()) } else { Err(SpecError::Invalid(missing)) }
     }
 }
