@@ -5,7 +5,8 @@
 //!   (`localstack/up`), each test with its own stack name so they run in parallel, results checked through an
 //!   SDK client of the test's own;
 //! - `mocked`: rules real AWS enforces and the emulator does not, with canned SDK responses (aws-smithy-mocks);
-//! - the tiers: `nat`, `web_instances`, `load_balancer`, `dns` (emulator runs and mocked AWS rules of each);
+//! - the tiers: `nat`, `web_instances`, `load_balancer`, `dns`, `database`, `static_assets` (emulator runs and mocked
+//!   AWS rules of each);
 //! - `runbooks`: the ops runbooks in `docs/runbooks/`, run as written (trycmd).
 
 mod cli;
@@ -22,6 +23,7 @@ mod nat;
 mod ownership;
 mod proxy;
 mod replace;
+mod static_assets;
 mod runbooks;
 mod support;
 mod terraform_habits;

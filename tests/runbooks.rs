@@ -12,7 +12,7 @@
 
 use std::path::Path;
 
-use crate::support::{self, Engine, repo, webscale};
+use crate::support::{self, Engine, copy_dir, repo, webscale};
 
 /// In the order an operator meets them: each page starts where the one before left the stack and its file. The
 /// tear-down destroys the stack, so it comes last.
@@ -120,19 +120,6 @@ struct Defer<F: FnMut()>(F);
 impl<F: FnMut()> Drop for Defer<F> {
     fn drop(&mut self) {
         (self.0)()
-    }
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("create dir");
-    for entry in std::fs::read_dir(from).expect("read dir") {
-        let entry = entry.expect("dir entry");
-        let target = to.join(entry.file_name());
-        if entry.file_type().expect("file type").is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).expect("copy file");
-        }
     }
 }
 

@@ -105,21 +105,21 @@ pub fn declared(stack: &TestStack) -> usize {
 /// `[load_balancer]` and the alias records that point at it (the zone stays: Route 53 is served); the tiers that need
 /// them are tested on moto, and skipped on LocalStack with the reason printed.
 pub fn reference_text() -> String {
-    let text = without_database(&template_text());
+    let text = without_static_assets(&without_database(&template_text()));
     if engine() != Engine::LocalStack {
         return text;
     }
     without_load_balancer(&text)
 }
 
-/// The reference template as it is, database included (on LocalStack, without what its free edition does not
-/// serve: the load balancer and the records pointing at it, and RDS).
+/// The reference template as it is, database and static assets included (on LocalStack, without what its free
+/// edition does not serve: the load balancer and the records pointing at it, RDS, and CloudFront).
 pub fn full_reference_text() -> String {
     let text = template_text();
     if engine() != Engine::LocalStack {
         return text;
     }
-    without_load_balancer(&without_database(&text))
+    without_cdn(&without_load_balancer(&without_database(&text)))
 }
 
 fn template_text() -> String {
@@ -131,6 +131,25 @@ fn without_database(text: &str) -> String {
     let (head, database) = text.split_once("\n[database]").expect("the template has [database]");
     assert!(!database.contains("\n["), "[database] is no longer the template's last table: update support.rs");
     head.trim_end().rsplit_once("\n\n").map_or(head, |(head, _comment)| head).to_string() + "\n"
+}
+
+/// The template without `[static_assets]` (the table just before `[database]`, or last once that is gone) and the
+/// comment above it.
+fn without_static_assets(text: &str) -> String {
+    let (head, rest) = text.split_once("\n[static_assets]").expect("the template has [static_assets]");
+    let head = head.trim_end().rsplit_once("\n\n").map_or(head, |(head, _comment)| head).to_string();
+    // What follows the table: the next table's comment and the table, if any.
+    match rest.split_once("\n\n") {
+        Some((_, next)) => format!("{head}\n\n{next}"),
+        None => head + "\n",
+    }
+}
+
+/// The static assets without CloudFront: the bucket and its objects alone.
+pub fn without_cdn(text: &str) -> String {
+    let out = text.replacen("[static_assets]\n", "[static_assets]\ncdn = false\n", 1);
+    assert_ne!(out, text, "the template has no [static_assets]: update support.rs");
+    out
 }
 
 fn without_load_balancer(text: &str) -> String {
@@ -184,6 +203,11 @@ impl TestStack {
         let web = self.dir.path().join("web");
         std::fs::create_dir_all(&web).expect("web dir");
         std::fs::copy(repo().join("templates/web/user-data.sh"), web.join("user-data.sh")).expect("copy user data");
+        // The static assets' folder, copied once: a test then edits its copy as an operator edits theirs.
+        let site = self.dir.path().join("site");
+        if !site.exists() {
+            copy_dir(&repo().join("templates/site"), &site);
+        }
     }
 
     pub fn edit(&mut self, from: &str, to: &str) {
@@ -323,4 +347,18 @@ pub async fn open_ssh(ec2: &aws_sdk_ec2::Client, group: &str) {
         .send()
         .await
         .unwrap();
+}
+
+/// Copies the folder `from` to `to`, recursively.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("create folder");
+    for entry in std::fs::read_dir(from).expect("read folder") {
+        let entry = entry.expect("folder entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("file type").is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy file");
+        }
+    }
 }

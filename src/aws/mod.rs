@@ -67,6 +67,10 @@ pub struct Clients {
     pub sns: aws_sdk_sns::Client,
     /// Parameter Store: the stack lock (`crate::lock`), in the stack's home region.
     pub ssm: aws_sdk_ssm::Client,
+    /// The static assets' bucket and its objects.
+    pub s3: aws_sdk_s3::Client,
+    /// CloudFront is global: only the [`GLOBAL`] clients' copy is used.
+    pub cloudfront: aws_sdk_cloudfront::Client,
 }
 
 impl Clients {
@@ -80,8 +84,17 @@ impl Clients {
             logs: aws_sdk_cloudwatchlogs::Client::new(&config),
             sns: aws_sdk_sns::Client::new(&config),
             ssm: aws_sdk_ssm::Client::new(&config),
+            s3: s3_client(&config),
+            cloudfront: aws_sdk_cloudfront::Client::new(&config),
         }
     }
+}
+
+/// S3 addresses buckets as `BUCKET.s3.REGION.amazonaws.com` on AWS; an endpoint override (an emulator on
+/// 127.0.0.1, a VPC endpoint) has no such names, so there the bucket goes in the path instead.
+fn s3_client(config: &SdkConfig) -> aws_sdk_s3::Client {
+    let path_style = config.endpoint_url().is_some();
+    aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(config).force_path_style(path_style).build())
 }
 
 /// How long to keep retrying conditions that clear by themselves.

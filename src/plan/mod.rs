@@ -235,14 +235,24 @@ pub async fn build_selected(
     mode: Mode,
     selection: &Selection,
 ) -> Result<Plan, crate::Error> {
-    let all = crate::resources::desired_of(kinds, stack);
-    let ctx = crate::resources::ReadCtx::new(cloud, stack);
-    let whoami = async {
+    let who = || async {
         match &cloud.account {
             Some(a) => Ok(Some(a.clone())),
             None => cloud.whoami().await.map_err(|source| crate::Error::Connect { endpoint: cloud.endpoint(), source }),
         }
     };
+    // A name derived from the account (the assets bucket's, when the spec names none) must be known before the
+    // desired resources are: only then is STS asked first, one round trip more.
+    let with_account;
+    let stack = if stack.account.is_none() && stack.static_assets.as_ref().is_some_and(|a| a.bucket.is_none()) {
+        with_account = crate::spec::Stack { account: who().await?, ..stack.clone() };
+        &with_account
+    } else {
+        stack
+    };
+    let all = crate::resources::desired_of(kinds, stack);
+    let ctx = crate::resources::ReadCtx::new(cloud, stack);
+    let whoami = who();
     let reads = async { read::read_live(kinds, &ctx, &all).await.map_err(crate::Error::Read) };
     // Regions the spec does not name where the stack still has resources (a region dropped from the spec, or a
     // different AWS_REGION in CI): looked for alongside the reads, so it costs no extra round trip.

@@ -25,6 +25,9 @@ pub struct Outputs {
     /// the Secrets Manager secret holding it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub database: Option<Database>,
+    /// `[static_assets]`: the bucket and, with CloudFront, where the assets are served.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub static_assets: Option<StaticAssets>,
     /// Declared resources that do not exist yet (`webscale apply` creates them).
     pub missing: usize,
 }
@@ -49,6 +52,18 @@ pub struct Database {
     pub secret_arn: Option<String>,
     /// `ready`, or RDS's status while it is still changing (`backing-up`).
     pub state: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct StaticAssets {
+    pub bucket: Option<String>,
+    pub distribution_id: Option<String>,
+    /// CloudFront's name for the distribution (`d111111abcdef8.cloudfront.net`).
+    pub domain_name: Option<String>,
+    /// `https://DOMAIN/`: where a browser fetches the assets.
+    pub url: Option<String>,
+    /// CloudFront's `Deployed`, or `InProgress` while the edge locations are still being updated (5-20 minutes).
+    pub status: Option<String>,
 }
 
 impl Outputs {
@@ -108,8 +123,19 @@ impl Outputs {
                 state: primary.map(|p| p.state.clone()),
             }
         });
+        let static_assets = stack.static_assets.as_ref().map(|_| {
+            let domain_name = text("distribution", "domain_name");
+            StaticAssets {
+                bucket: text("bucket", "name"),
+                distribution_id: text("distribution", "id"),
+                url: domain_name.as_ref().map(|d| format!("https://{d}/")),
+                domain_name,
+                status: text("distribution", "status"),
+            }
+        });
         Outputs {
             database,
+            static_assets,
             site_url,
             load_balancer_dns_name,
             hosted_zone_id,

@@ -13,7 +13,9 @@
 //! - `network_acls.rs`: `[network_acls.NAME]`;
 //! - `web.rs`: `[web]` (the web instances);
 //! - `load_balancer.rs`: `[load_balancer]` (ALB, target group, listeners, health check);
-//! - `dns.rs`: `[dns]` (hosted zone, alias records).
+//! - `dns.rs`: `[dns]` (hosted zone, alias records);
+//! - `database.rs`: `[database]` (RDS primary and read replicas);
+//! - `static_assets.rs`: `[static_assets]` (bucket, CloudFront, the folder kept in sync).
 //!
 //! `validate.rs` holds the machinery they share: [`parse`], the diagnostics collector, field paths, line/column,
 //! and the checks several tiers use (CIDRs, names, tier claims, protocols and ports). Types more than one tier
@@ -30,6 +32,7 @@ mod network;
 mod network_acls;
 mod security_groups;
 mod stack;
+mod static_assets;
 mod validate;
 mod web;
 
@@ -44,6 +47,7 @@ pub use network::{Nat, Network, Route, RouteTable, RouteTarget, Zone};
 pub use network_acls::{NaclRule, NetworkAcl};
 pub use security_groups::{Peer, SecurityGroup, SgRule};
 pub use stack::RegionChoice;
+pub use static_assets::{AssetFile, RESERVED_PREFIX, StaticAssets, content_type};
 pub use validate::parse;
 pub use web::{Ami, Web};
 
@@ -67,6 +71,11 @@ pub struct Stack {
     pub dns: Option<Dns>,
     /// `[database]`: the RDS primary and its read replicas.
     pub database: Option<Database>,
+    /// `[static_assets]`: the bucket, its CloudFront distribution and the folder synced into it.
+    pub static_assets: Option<StaticAssets>,
+    /// The AWS account the stack is planned in, when known: names derived from it (the assets bucket's) need it.
+    /// Set by the plan (see `crate::plan::build_selected`), never by the file.
+    pub account: Option<String>,
 }
 
 impl Stack {

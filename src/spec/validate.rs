@@ -27,6 +27,7 @@ use super::network::{self, RawNetwork};
 use super::network_acls::{self, RawNetworkAcl};
 use super::security_groups::{self, RawSecurityGroup};
 use super::stack::{self, RawStack, RegionChoice};
+use super::static_assets::{self, RawStaticAssets};
 use super::web::{self, RawWeb};
 use super::{Diagnostic, PortRange, Protocol, SpecError, Stack, Tier};
 
@@ -47,6 +48,7 @@ struct RawSpec {
     load_balancer: Option<Spanned<RawLoadBalancer>>,
     dns: Option<Spanned<RawDns>>,
     database: Option<Spanned<RawDatabase>>,
+    static_assets: Option<Spanned<RawStaticAssets>>,
 }
 
 /// The shape of the whole file: [`RawSpec`] and each tier's tables under it.
@@ -60,6 +62,7 @@ pub(super) fn spec_shape() -> Shape {
         ("load_balancer", load_balancer::shape()),
         ("dns", dns::shape()),
         ("database", database::shape()),
+        ("static_assets", static_assets::shape()),
     ])
 }
 
@@ -303,6 +306,7 @@ fn check(cx: &mut Checker, raw: RawSpec, region: &RegionChoice) -> Stack {
     let zones: Vec<String> = network.zones.iter().map(|z| z.name.clone()).collect();
     let web_group = web.as_ref().map(|w| w.security_group.as_str());
     let database = raw.database.map(|d| database::check(cx, d, &security_groups, web_group, &zones));
+    let static_assets = raw.static_assets.map(|a| static_assets::check(cx, a, file));
     Stack {
         name: head.name,
         region: head.region.unwrap_or_default(),
@@ -315,6 +319,8 @@ fn check(cx: &mut Checker, raw: RawSpec, region: &RegionChoice) -> Stack {
         load_balancer,
         dns,
         database,
+        static_assets,
+        account: None,
     }
 }
 

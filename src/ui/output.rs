@@ -48,8 +48,24 @@ pub fn outputs_text(stack: &str, o: &Outputs) -> String {
             rows.push(("database_state", state.to_string()));
         }
     }
+    if let Some(assets) = &o.static_assets {
+        if let Some(url) = &assets.url {
+            rows.push(("assets_url", url.clone()));
+        }
+        if let Some(id) = &assets.distribution_id {
+            rows.push(("assets_distribution_id", id.clone()));
+        }
+        if let Some(bucket) = &assets.bucket {
+            rows.push(("assets_bucket", bucket.clone()));
+        }
+        if let Some(status) = assets.status.as_deref().filter(|s| *s != "Deployed") {
+            rows.push(("assets_status", format!("{status} (CloudFront is still deploying; it serves once Deployed)")));
+        }
+    }
     if rows.is_empty() && o.missing == 0 {
-        return format!("Stack {stack} has no outputs: it declares no web tier, load balancer, DNS or database.");
+        return format!(
+            "Stack {stack} has no outputs: it declares no web tier, load balancer, DNS, database or static assets."
+        );
     }
     let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
     let mut out = format!("Stack {stack} outputs:");
@@ -94,6 +110,7 @@ mod tests {
             }],
             missing: 0,
             database: None,
+            static_assets: None,
         }
     }
 
@@ -116,9 +133,31 @@ mod tests {
             instances: vec![],
             missing: 0,
             database: None,
+            static_assets: None,
         };
         assert!(outputs_text("net", &none).contains("declares no web tier"));
-        let text = outputs_text("shop", &Outputs { missing: 3, ..none });
+        let text = outputs_text("shop", &Outputs { missing: 3, ..none.clone() });
         assert!(text.contains("3 resources the spec declares do not exist yet"), "{text}");
+    }
+
+    #[test]
+    fn static_assets_show_their_url_and_say_while_cloudfront_is_still_deploying() {
+        let assets = crate::plan::outputs::StaticAssets {
+            bucket: Some("shop-assets-123456789012".into()),
+            distribution_id: Some("E2ABC".into()),
+            domain_name: Some("d1.cloudfront.net".into()),
+            url: Some("https://d1.cloudfront.net/".into()),
+            status: Some("InProgress".into()),
+        };
+        let o = Outputs { static_assets: Some(assets.clone()), ..outputs() };
+        let text = outputs_text("shop", &o);
+        assert!(text.contains("assets_url              https://d1.cloudfront.net/"), "{text}");
+        assert!(text.contains("assets_bucket           shop-assets-123456789012"), "{text}");
+        assert!(text.contains("assets_status           InProgress (CloudFront is still deploying"), "{text}");
+        let deployed = Outputs {
+            static_assets: Some(crate::plan::outputs::StaticAssets { status: Some("Deployed".into()), ..assets }),
+            ..outputs()
+        };
+        assert!(!outputs_text("shop", &deployed).contains("assets_status"), "nothing to say once deployed");
     }
 }
