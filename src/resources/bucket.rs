@@ -210,8 +210,7 @@ impl Kind for Bucket {
         let reads = mine.into_iter().map(|b| async move {
             let (versioning, encryption, block, ownership) = futures::future::try_join4(
                 ctx.limited(async {
-                    let out = s3.get_bucket_versioning().bucket(&b.name).send().await.call("GetBucketVersioning")?;
-                    Ok::<_, CloudError>(out.status() == Some(&BucketVersioningStatus::Enabled))
+                    Ok::<_, CloudError>(versioning(s3, &b.name).await? == Some(BucketVersioningStatus::Enabled))
                 }),
                 ctx.limited(encryption(s3, &b.name)),
                 ctx.limited(public_access_block(s3, &b.name)),
@@ -326,6 +325,17 @@ impl Kind for Bucket {
     }
 }
 
+/// The bucket's versioning status; `None` for a bucket never versioned. moto answers such a bucket with an empty
+/// `GetBucketVersioningResponse` element instead of S3's empty `VersioningConfiguration`, which the SDK cannot parse:
+/// that answer means the same.
+async fn versioning(s3: &aws_sdk_s3::Client, name: &str) -> Result<Option<BucketVersioningStatus>, CloudError> {
+    match s3.get_bucket_versioning().bucket(name).send().await.call("GetBucketVersioning") {
+        Ok(out) => Ok(out.status().cloned()),
+        Err(e) if e.code.is_none() && e.message.contains("GetBucketVersioningResponse") => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 async fn encryption(s3: &aws_sdk_s3::Client, name: &str) -> Result<String, CloudError> {
     match s3.get_bucket_encryption().bucket(name).send().await.call("GetBucketEncryption") {
         Ok(out) => Ok(out
@@ -421,12 +431,9 @@ async fn make_private(s3: &aws_sdk_s3::Client, name: &str) -> Result<(), CloudEr
 /// Versioning cannot be turned off once on, only suspended (old versions stay).
 async fn put_versioning(s3: &aws_sdk_s3::Client, name: &str, on: bool) -> Result<(), CloudError> {
     let status = if on { BucketVersioningStatus::Enabled } else { BucketVersioningStatus::Suspended };
-    if !on {
-        // Never enabled: nothing to suspend (a fresh bucket reads as unversioned already).
-        let out = s3.get_bucket_versioning().bucket(name).send().await.call("GetBucketVersioning")?;
-        if out.status().is_none() {
-            return Ok(());
-        }
+    // Never enabled: nothing to suspend (a fresh bucket reads as unversioned already).
+    if !on && versioning(s3, name).await?.is_none() {
+        return Ok(());
     }
     s3.put_bucket_versioning()
         .bucket(name)
