@@ -384,6 +384,7 @@ fn an_op<'a>(address: &'a Address, desired: Option<Value>, live: Option<Value>, 
         token: "ws-0123456789abcdef".into(),
         digests: Default::default(),
         skip_final_snapshot: false,
+        wait: false,
     }
 }
 

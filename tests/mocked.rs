@@ -10,6 +10,8 @@
 //! under test. Modules: security groups and network ACLs here; `replacement`: a create-first replacement whose
 //! create AWS answers badly; `gateways`: internet gateways and route tables.
 
+mod assets;
+mod cloudfront;
 mod fake;
 mod gateways;
 mod rds;
@@ -620,6 +622,7 @@ async fn a_step_after_a_create_is_retried_without_creating_twice() {
         token: "ws-test".into(),
         digests: Default::default(),
         skip_final_snapshot: false,
+        wait: false,
     };
     let created = InternetGateway.create(&cloud, &op).await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(created.id, "igw-new");

@@ -255,6 +255,7 @@ fn nat_op<'a>(address: &'a Address, id: Option<&'a str>, token: &str) -> Op<'a> 
         token: token.to_string(),
         digests: Default::default(),
         skip_final_snapshot: false,
+        wait: false,
     }
 }
 
@@ -513,6 +514,7 @@ async fn releasing_an_address_its_gateway_just_let_go_of_is_retried() {
         token: String::new(),
         digests: Default::default(),
         skip_final_snapshot: false,
+        wait: false,
     };
 
     ElasticIp.delete(&cloud, &op).await.unwrap_or_else(|e| panic!("{e}"));

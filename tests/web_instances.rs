@@ -1234,6 +1234,7 @@ user_data = "user-data.sh"
             token: "ws-test".into(),
             digests: Default::default(),
             skip_final_snapshot: false,
+            wait: false,
         }
     }
 

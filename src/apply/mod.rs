@@ -80,6 +80,9 @@ pub struct Options {
     pub stop: Arc<AtomicBool>,
     /// `--skip-final-snapshot`: deletes of data-holding resources keep no final backup.
     pub skip_final_snapshot: bool,
+    /// `--wait`: wait until slow propagation finishes (CloudFront deployments) instead of reporting it as still in
+    /// progress ([`Report::notes`]); the spec can ask the same per resource ([`resources::Desired::wait`]).
+    pub wait: bool,
 }
 
 impl Default for Options {
@@ -89,6 +92,7 @@ impl Default for Options {
             heartbeat: Duration::from_secs(10),
             stop: Arc::default(),
             skip_final_snapshot: false,
+            wait: false,
         }
     }
 }
@@ -124,6 +128,16 @@ pub struct Report {
     pub ids: std::collections::BTreeMap<Address, String>,
     /// The same for every region, the home region and `global` included: the same address may live in two.
     pub ids_by_region: std::collections::BTreeMap<String, std::collections::BTreeMap<Address, String>>,
+    /// What the operator should know about work AWS is still doing after the run (a CloudFront distribution still
+    /// deploying because apply did not wait for it), in the order the operations ended.
+    pub notes: Vec<Note>,
+}
+
+/// A kind's note for the operator about one resource ([`Progress::note`]).
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Note {
+    pub address: Address,
+    pub text: String,
 }
 
 impl Report {
@@ -292,10 +306,11 @@ pub async fn apply_with(
             .collect(),
     );
     let ctx = Ctx { kinds, cloud, stack, plan, options, state: &state };
+    let notes: Mutex<Vec<Note>> = Mutex::default();
     let outcomes = graph
         .walk(options.parallelism, |n, slot| {
             let node = nodes[n];
-            let ctx = &ctx;
+            let (ctx, notes) = (&ctx, &notes);
             async move {
                 let change = &plan.changes[node.change];
                 if options.stop.load(Ordering::SeqCst) {
@@ -310,6 +325,8 @@ pub async fn apply_with(
                 })
                 .await;
                 hook.finished(&change.address, node.phase, started.elapsed(), result.as_ref().map(|id| id.as_deref()));
+                let left = progress.notes().into_iter().map(|text| Note { address: change.address.clone(), text });
+                notes.lock().unwrap_or_else(|e| e.into_inner()).extend(left);
                 (n, result.map(|_| ()))
             }
         })
@@ -342,7 +359,8 @@ pub async fn apply_with(
         .filter_map(|r| ids_by_region.get(*r))
         .flat_map(|m| m.iter().map(|(a, id)| (a.clone(), id.clone())))
         .collect();
-    Ok(Report { operations, ids, ids_by_region })
+    let notes = notes.into_inner().unwrap_or_else(|e| e.into_inner());
+    Ok(Report { operations, ids, ids_by_region, notes })
 }
 
 /// What every operation of one apply shares.
@@ -419,6 +437,7 @@ async fn run(ctx: &Ctx<'_>, node: Node, mut slot: Slot, progress: &Progress) -> 
         token: resources::create_token(&plan.stack, &change.address, replacing),
         digests,
         skip_final_snapshot: ctx.options.skip_final_snapshot,
+        wait: ctx.options.wait || change.desired.as_ref().is_some_and(|d| d.wait),
     };
     let timeouts = change.desired.as_ref().and_then(|d| d.timeouts).unwrap_or_else(|| k.timeouts());
     let policy = cloud.retry;
@@ -561,6 +580,7 @@ async fn create(ctx: &Ctx<'_>, k: &dyn Kind, op: &Op<'_>, replacing: Option<&str
             token: op.token.clone(),
             digests: op.digests.clone(),
             skip_final_snapshot: op.skip_final_snapshot,
+            wait: op.wait,
         };
         k.update(ctx.cloud, &finish).await?;
         Ok(Created { id: live.id, outputs: live.outputs })

@@ -137,6 +137,10 @@ pub struct ApplyArgs {
     pub select: SelectArgs,
     #[command(flatten)]
     pub data: DataArgs,
+    /// Wait until slow propagation finishes (CloudFront deployments, 5-20 min on AWS) instead of reporting it as
+    /// still in progress. A destroy always waits: CloudFront deletes a distribution only once it is deployed.
+    #[arg(long)]
+    pub wait: bool,
 }
 
 /// Deletes that lose data (a database) are refused unless asked for by name.
@@ -459,6 +463,7 @@ async fn execute(settings: &Settings, args: &ApplyArgs, mode: plan::Mode, ui: Ui
     let options = apply::Options {
         parallelism: args.parallelism.into(),
         skip_final_snapshot: args.data.skip_final_snapshot,
+        wait: args.wait,
         ..Default::default()
     };
     let applying = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));

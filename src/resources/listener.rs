@@ -334,6 +334,7 @@ mod tests {
             token: String::new(),
             digests: Default::default(),
             skip_final_snapshot: false,
+            wait: false,
         };
         let aws = CloudError {
             operation: "CreateListener".into(),

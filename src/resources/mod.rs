@@ -9,10 +9,14 @@
 //!   attributes into typed structs and never deal with addresses.
 
 pub mod ami;
+pub mod bucket;
+pub mod bucket_objects;
+pub mod bucket_policy;
 mod context;
 pub mod db_instance;
 pub mod db_subnet_group;
 pub mod dns_record;
+pub mod distribution;
 pub mod dns_zone;
 mod ec2_dependents;
 mod ec2_tags;
@@ -25,6 +29,7 @@ pub mod listener;
 pub mod load_balancer;
 pub mod nat_gateway;
 pub mod network_acl;
+pub mod origin_access_control;
 mod rds_tags;
 pub mod route53;
 pub mod route_table;
@@ -74,6 +79,11 @@ pub static REGISTRY: &[&dyn Kind] = &[
     &dns_record::DnsRecord,
     &db_subnet_group::DbSubnetGroup,
     &db_instance::DbInstance,
+    &bucket::Bucket,
+    &origin_access_control::OriginAccessControl,
+    &distribution::Distribution,
+    &bucket_objects::BucketObjects,
+    &bucket_policy::BucketPolicy,
 ];
 
 /// The kinds a plan or apply runs over.
@@ -291,6 +301,10 @@ pub struct Desired {
     /// How long to wait for AWS, where the spec overrides the kind's defaults.
     #[serde(skip)]
     pub timeouts: Option<Timeouts>,
+    /// The spec asks apply to wait for this resource's slow propagation (a CloudFront deployment) instead of
+    /// reporting it as still in progress: [`Op::wait`].
+    #[serde(skip)]
+    pub wait: bool,
 }
 
 impl Desired {
@@ -306,6 +320,7 @@ impl Desired {
             attrs: self::attrs(attrs),
             depends_on: Vec::new(),
             timeouts: None,
+            wait: false,
         }
     }
 
@@ -396,17 +411,32 @@ impl Timeouts {
     }
 }
 
-/// Where a long wait reports the status AWS gives (`backing-up`), for the progress heartbeat.
+/// Where a long wait reports the status AWS gives (`backing-up`), for the progress heartbeat; and where a kind
+/// leaves a note for the operator (a CloudFront distribution still deploying when apply did not wait for it), which
+/// apply collects into its report ([`crate::apply::Report::notes`]).
 #[derive(Debug, Default)]
-pub struct Progress(std::sync::Mutex<Option<String>>);
+pub struct Progress {
+    status: std::sync::Mutex<Option<String>>,
+    notes: std::sync::Mutex<Vec<String>>,
+}
 
 impl Progress {
     pub fn set(&self, status: impl Into<String>) {
-        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(status.into());
+        *self.status.lock().unwrap_or_else(|e| e.into_inner()) = Some(status.into());
     }
 
     pub fn get(&self) -> Option<String> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.status.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Leaves a note for the operator, shown after the run's summary.
+    pub fn note(&self, text: impl Into<String>) {
+        self.notes.lock().unwrap_or_else(|e| e.into_inner()).push(text.into());
+    }
+
+    /// The notes left so far.
+    pub fn notes(&self) -> Vec<String> {
+        self.notes.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 }
 
@@ -431,6 +461,9 @@ pub struct Op<'a> {
     pub digests: BTreeMap<String, String>,
     /// `--skip-final-snapshot`: a delete of a resource holding data ([`Kind::data_loss`]) keeps no backup.
     pub skip_final_snapshot: bool,
+    /// `apply --wait`, or the spec's per-resource setting ([`Desired::wait`]): a create or update waits for slow
+    /// propagation (a CloudFront deployment, 5-20 minutes) instead of leaving a note that it is still in progress.
+    pub wait: bool,
 }
 
 impl Op<'_> {

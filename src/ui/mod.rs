@@ -147,6 +147,7 @@ impl Ui {
                 }
                 self.out(&text);
             }
+            self.notes(report);
             return;
         }
         let failed: Vec<_> = report.operations.iter().filter(|o| matches!(o.result, Result_::Failed { .. })).collect();
@@ -169,6 +170,15 @@ impl Ui {
         }
         text.push_str("\nRun the same command again to finish: everything done so far is found, nothing is repeated.");
         self.err(&text);
+        self.notes(report);
+    }
+
+    /// After the summary: what AWS is still doing that the operator should know about (JSON: `notes` on `result`).
+    fn notes(&self, report: &Report) {
+        if report.notes.is_empty() {
+            return;
+        }
+        self.out(&notes_text(report));
     }
 }
 
@@ -292,7 +302,16 @@ fn result_line(plan: &Plan, report: &Report) -> Value {
     e["operations"] = json!(operations);
     e["ids"] = json!(report.ids);
     e["ids_by_region"] = json!(report.ids_by_region);
+    e["notes"] = json!(report.notes);
     e
+}
+
+fn notes_text(report: &Report) -> String {
+    let mut text = String::from("\nNote:");
+    for n in &report.notes {
+        text.push_str(&format!("\n  {}: {}", n.address, n.text));
+    }
+    text
 }
 
 /// `42s elapsed` under a minute (as before), `4m10s elapsed` after.
@@ -463,6 +482,18 @@ mod tests {
         assert_eq!(ops[2]["status"], "done");
         assert_eq!(r["ids"][plan.changes[2].address.as_str()], "id-2");
         assert_eq!(r["ids_by_region"]["us-east-1"][plan.changes[2].address.as_str()], "id-2");
+    }
+
+    #[test]
+    fn notes_ride_on_the_result_line_and_follow_the_summary_in_text() {
+        let plan = fresh_plan();
+        let mut report = Report::default();
+        assert_eq!(result_line(&plan, &report)["notes"], json!([]), "always present, empty when there is nothing");
+        let address = Address::new("distribution", "assets");
+        report.notes.push(crate::apply::Note { address: address.clone(), text: "still deploying".into() });
+        let r = result_line(&plan, &report);
+        assert_eq!(r["notes"], json!([{ "address": "distribution.assets", "text": "still deploying" }]));
+        assert_eq!(notes_text(&report), "\nNote:\n  distribution.assets: still deploying");
     }
 
     #[test]

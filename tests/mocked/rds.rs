@@ -907,6 +907,7 @@ fn op<'a>(address: &'a Address, id: Option<&'a str>) -> Op<'a> {
         token: "ws-test".into(),
         digests: Default::default(),
         skip_final_snapshot: false,
+        wait: false,
     }
 }
 
