@@ -93,7 +93,10 @@ fn sorted(v: &Value) -> Value {
 /// The scanned folder of every stack planned in this process, by stack and region. A kind's create and update see
 /// only attributes (key -> MD5), not where the files are on disk nor their headers; `desired` keeps the spec's scan
 /// here for them. `apply` always plans from the spec in the same process first, so the entry is there.
-static FOLDERS: LazyLock<Mutex<HashMap<(String, String), Arc<StaticAssets>>>> = LazyLock::new(Default::default);
+static FOLDERS: LazyLock<Mutex<HashMap<StackKey, Arc<StaticAssets>>>> = LazyLock::new(Default::default);
+
+/// A stack's name and home region.
+type StackKey = (String, String);
 
 fn remember(stack: &Stack, assets: &StaticAssets) {
     let mut folders = FOLDERS.lock().unwrap_or_else(|e| e.into_inner());
@@ -139,7 +142,8 @@ fn steps<'a>(want: &'a BTreeMap<String, String>, have: &'a BTreeMap<String, Stri
     let upload: Vec<&str> =
         want.iter().filter(|(k, md5)| every || have.get(*k) != Some(*md5)).map(|(k, _)| k.as_str()).collect();
     let remove: Vec<&str> = have.keys().filter(|k| !want.contains_key(*k)).map(String::as_str).collect();
-    let mut stale: Vec<&str> = upload.iter().copied().filter(|k| have.contains_key(*k)).chain(remove.iter().copied()).collect();
+    let mut stale: Vec<&str> =
+        upload.iter().copied().filter(|k| have.contains_key(*k)).chain(remove.iter().copied()).collect();
     stale.sort_unstable();
     Steps { upload, remove, stale }
 }
@@ -175,11 +179,9 @@ pub fn caller_reference(paths: &[String], etags: &BTreeMap<&str, Option<&str>>, 
 }
 
 fn hex_to_base64(hex: &str) -> Option<String> {
-    let bytes: Option<Vec<u8>> = (0..hex.len())
-        .step_by(2)
-        .map(|i| hex.get(i..i + 2).and_then(|b| u8::from_str_radix(b, 16).ok()))
-        .collect();
-    bytes.filter(|b| b.len() == 16).map(|b| aws_smithy_types::base64::encode(b))
+    let bytes: Option<Vec<u8>> =
+        (0..hex.len()).step_by(2).map(|i| hex.get(i..i + 2).and_then(|b| u8::from_str_radix(b, 16).ok())).collect();
+    bytes.filter(|b| b.len() == 16).map(aws_smithy_types::base64::encode)
 }
 
 #[async_trait]
@@ -206,7 +208,8 @@ impl Kind for BucketObjects {
     fn desired(&self, stack: &Stack) -> Vec<Desired> {
         let Some(assets) = stack.static_assets.as_ref() else { return Vec::new() };
         remember(stack, assets);
-        let files: Map<String, Value> = assets.files.iter().map(|f| (f.key.clone(), Value::String(f.md5.clone()))).collect();
+        let files: Map<String, Value> =
+            assets.files.iter().map(|f| (f.key.clone(), Value::String(f.md5.clone()))).collect();
         let attrs = json!({
             "bucket": reference(&bucket::address()),
             "files": files,
@@ -287,6 +290,17 @@ impl Kind for BucketObjects {
         sync(cloud, op, &want, &have, op.changed("headers")).await
     }
 
+    /// A change of the header rules re-uploads files whose content did not change: the plan says why.
+    fn update_note(&self, desired: &super::Attrs, changed: &[String]) -> Option<String> {
+        if !changed.iter().any(|c| c == "headers") {
+            return None;
+        }
+        let n = desired.get("files").and_then(Value::as_object).map_or(0, |f| f.len());
+        Some(format!(
+            "every file ({n}) is uploaded again: the header rules differ from those recorded in the bucket (changed in the spec, or an earlier sync did not finish)"
+        ))
+    }
+
     /// Deletes the files listed (and the marker); the bucket's own delete empties whatever else is left.
     async fn delete(&self, cloud: &Cloud, op: &Op<'_>) -> Result<(), CloudError> {
         let have: Have = op.live()?;
@@ -332,7 +346,8 @@ async fn sync(cloud: &Cloud, op: &Op<'_>, want: &Want, have: &Have, every: bool)
         uploads.push((file, want.files[*key].as_str()));
     }
     // Pages last: a new page may name new assets, which are then in place when it is served.
-    let (pages, assets): (Vec<_>, Vec<_>) = uploads.into_iter().partition(|(f, _)| f.content_type.starts_with("text/html"));
+    let (pages, assets): (Vec<_>, Vec<_>) =
+        uploads.into_iter().partition(|(f, _)| f.content_type.starts_with("text/html"));
     let total_bytes: u64 = pages.iter().chain(&assets).map(|(f, _)| f.size).sum();
     let total = pages.len() + assets.len();
     let mut done = (0usize, 0u64);
@@ -343,15 +358,27 @@ async fn sync(cloud: &Cloud, op: &Op<'_>, want: &Want, have: &Have, every: bool)
         let mut puts = futures::stream::iter(calls).buffer_unordered(PARALLEL_UPLOADS);
         while let Some(size) = puts.try_next().await? {
             done = (done.0 + 1, done.1 + size);
-            if done.0 % PARALLEL_UPLOADS == 0 || done.0 == total {
-                tracing::info!(bucket, "uploaded {} of {total} files ({} of {})", done.0, mb(done.1), mb(total_bytes));
+            if done.0.is_multiple_of(PARALLEL_UPLOADS) || done.0 == total {
+                tracing::info!(
+                    bucket,
+                    "uploaded {} of {total} files ({} of {})",
+                    done.0,
+                    bytes_text(done.1),
+                    bytes_text(total_bytes)
+                );
             }
         }
     }
     let removed: Vec<String> = steps.remove.iter().map(|k| k.to_string()).collect();
     delete_keys(s3, bucket, &removed).await?;
     if !removed.is_empty() {
-        tracing::info!(bucket, "deleted {} files no longer in {}", removed.len(), local.folder_written);
+        let n = removed.len();
+        tracing::info!(
+            bucket,
+            "deleted {n} file{} no longer in {}",
+            if n == 1 { "" } else { "s" },
+            local.folder_written
+        );
     }
 
     if let Some(distribution) = invalidate {
@@ -359,21 +386,41 @@ async fn sync(cloud: &Cloud, op: &Op<'_>, want: &Want, have: &Have, every: bool)
         let etags: BTreeMap<&str, Option<&str>> =
             steps.stale.iter().map(|k| (*k, want.files.get(*k).map(String::as_str))).collect();
         invalidate_paths(cloud, distribution, &paths, &caller_reference(&paths, &etags, started)).await?;
-        tracing::info!(distribution, "invalidated {} paths", paths.len());
+        let what = if paths.len() <= 10 { paths.join(" ") } else { format!("{} paths", paths.len()) };
+        tracing::info!(distribution, "invalidated {what}");
     }
     if every || invalidate.is_some() {
-        s3.put_object().bucket(bucket).key(&marker).body(ByteStream::from_static(b"")).send().await.call("PutObject")?;
+        s3.put_object()
+            .bucket(bucket)
+            .key(&marker)
+            .body(ByteStream::from_static(b""))
+            .send()
+            .await
+            .call("PutObject")?;
     }
     Ok(())
 }
 
-fn mb(bytes: u64) -> String {
-    format!("{:.1} MB", bytes as f64 / 1_000_000.0)
+fn bytes_text(bytes: u64) -> String {
+    match bytes {
+        0..1_000_000 => format!("{:.1} kB", bytes as f64 / 1_000.0),
+        _ => format!("{:.1} MB", bytes as f64 / 1_000_000.0),
+    }
 }
 
 /// Every object under `prefix` (all, without one) as key -> ETag without its quotes; `None` when the bucket is gone.
-async fn list(s3: &aws_sdk_s3::Client, bucket: &str, prefix: Option<&str>) -> Result<Option<BTreeMap<String, String>>, CloudError> {
-    let mut pages = s3.list_objects_v2().bucket(bucket).set_prefix(prefix.map(str::to_string)).max_keys(PAGE as i32).into_paginator().send();
+async fn list(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    prefix: Option<&str>,
+) -> Result<Option<BTreeMap<String, String>>, CloudError> {
+    let mut pages = s3
+        .list_objects_v2()
+        .bucket(bucket)
+        .set_prefix(prefix.map(str::to_string))
+        .max_keys(PAGE as i32)
+        .into_paginator()
+        .send();
     let mut objects = BTreeMap::new();
     while let Some(page) = pages.next().await {
         let page = match page.call("ListObjectsV2") {
@@ -436,8 +483,11 @@ async fn delete_keys(s3: &aws_sdk_s3::Client, bucket: &str, keys: &[String]) -> 
             .map(|k| ObjectIdentifier::builder().key(k).build())
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| CloudError::internal(e.to_string()))?;
-        let delete =
-            Delete::builder().set_objects(Some(ids)).quiet(true).build().map_err(|e| CloudError::internal(e.to_string()))?;
+        let delete = Delete::builder()
+            .set_objects(Some(ids))
+            .quiet(true)
+            .build()
+            .map_err(|e| CloudError::internal(e.to_string()))?;
         let out = s3.delete_objects().bucket(bucket).delete(delete).send().await.call("DeleteObjects")?;
         if let Some(err) = out.errors().first() {
             return Err(CloudError {
@@ -450,7 +500,12 @@ async fn delete_keys(s3: &aws_sdk_s3::Client, bucket: &str, keys: &[String]) -> 
     Ok(())
 }
 
-async fn invalidate_paths(cloud: &Cloud, distribution: &str, paths: &[String], reference: &str) -> Result<(), CloudError> {
+async fn invalidate_paths(
+    cloud: &Cloud,
+    distribution: &str,
+    paths: &[String],
+    reference: &str,
+) -> Result<(), CloudError> {
     use aws_sdk_cloudfront::types::{InvalidationBatch, Paths};
     let cloudfront = &cloud.clients(GLOBAL)?.cloudfront;
     let items = Paths::builder()
@@ -512,7 +567,11 @@ mod tests {
     fn the_invalidation_names_each_path_and_the_root_when_the_root_object_changed() {
         assert_eq!(invalidation_paths(&["css/site.css", "a.js"], "index.html"), ["/a.js", "/css/site.css"]);
         assert_eq!(invalidation_paths(&["index.html", "a.js"], "index.html"), ["/", "/a.js", "/index.html"]);
-        assert_eq!(invalidation_paths(&["docs/index.html"], "index.html"), ["/docs/index.html"], "only the site's root");
+        assert_eq!(
+            invalidation_paths(&["docs/index.html"], "index.html"),
+            ["/docs/index.html"],
+            "only the site's root"
+        );
         assert_eq!(invalidation_paths(&["home.html"], "home.html"), ["/", "/home.html"]);
         assert_eq!(
             invalidation_paths(&["my file~1.txt", "é.css", "a*b?.js"], "index.html"),
@@ -541,7 +600,14 @@ mod tests {
         let want = map(&[("a.css", "1"), ("b.js", "2"), ("new.png", "3")]);
         let have = map(&[("a.css", "1"), ("b.js", "0"), ("old.txt", "9"), ("multi", "abc-2")]);
         let s = steps(&want, &have, false);
-        assert_eq!(s, Steps { upload: vec!["b.js", "new.png"], remove: vec!["multi", "old.txt"], stale: vec!["b.js", "multi", "old.txt"] });
+        assert_eq!(
+            s,
+            Steps {
+                upload: vec!["b.js", "new.png"],
+                remove: vec!["multi", "old.txt"],
+                stale: vec!["b.js", "multi", "old.txt"]
+            }
+        );
         let all = steps(&want, &have, true);
         assert_eq!(all.upload, ["a.css", "b.js", "new.png"], "new header rules: every file");
         assert_eq!(all.stale, ["a.css", "b.js", "multi", "old.txt"]);
@@ -607,6 +673,14 @@ mod tests {
             ],
             "{text}"
         );
+    }
+
+    #[test]
+    fn new_header_rules_say_why_every_file_is_uploaded_again() {
+        let desired = super::super::attrs(&json!({"files": {"a.css": "1", "index.html": "2"}}));
+        let note = BucketObjects.update_note(&desired, &["headers".to_string()]).expect("a note");
+        assert!(note.starts_with("every file (2) is uploaded again"), "{note}");
+        assert_eq!(BucketObjects.update_note(&desired, &["files".to_string()]), None, "the files' lines say it all");
     }
 
     /// The reference stack: one `bucket_objects.assets` with the template site's files, the distribution to

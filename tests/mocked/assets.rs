@@ -119,13 +119,25 @@ impl Site {
 enum Call {
     ListBuckets,
     GetBucketTagging,
-    List { prefix: Option<String>, after: Option<String> },
-    Put { key: String, content_type: Option<String>, cache_control: Option<String>, content_md5: Option<String> },
+    List {
+        prefix: Option<String>,
+        after: Option<String>,
+    },
+    Put {
+        key: String,
+        content_type: Option<String>,
+        cache_control: Option<String>,
+        content_md5: Option<String>,
+    },
     DeleteObjects(Vec<String>),
     DeleteObject(String),
     /// GetObject or HeadObject: a download the sync must never make.
     Download(String),
-    Invalidate { distribution: String, paths: Vec<String>, reference: String },
+    Invalidate {
+        distribution: String,
+        paths: Vec<String>,
+        reference: String,
+    },
 }
 
 /// A bucket as S3 keeps it (key -> ETag, the MD5 of the body), and every call made.
@@ -392,7 +404,9 @@ fn is_marker(key: &str) -> bool {
 fn writes(calls: &[Call]) -> Vec<&Call> {
     calls
         .iter()
-        .filter(|c| matches!(c, Call::Put { .. } | Call::DeleteObjects(_) | Call::DeleteObject(_) | Call::Invalidate { .. }))
+        .filter(|c| {
+            matches!(c, Call::Put { .. } | Call::DeleteObjects(_) | Call::DeleteObject(_) | Call::Invalidate { .. })
+        })
         .collect()
 }
 
@@ -423,7 +437,10 @@ async fn a_bucket_of_2500_objects_is_read_in_3_listings_and_nothing_is_downloade
     let calls = bucket.calls();
     let lists: Vec<&Call> = calls.iter().filter(|c| matches!(c, Call::List { .. })).collect();
     assert_eq!(lists.len(), 3, "2502 keys: 3 pages of at most 1000; calls: {lists:?}");
-    assert!(lists.iter().all(|c| matches!(c, Call::List { prefix: None, .. })), "one listing of the whole bucket: {lists:?}");
+    assert!(
+        lists.iter().all(|c| matches!(c, Call::List { prefix: None, .. })),
+        "one listing of the whole bucket: {lists:?}"
+    );
     assert_eq!(
         calls.iter().filter(|c| matches!(c, Call::ListBuckets | Call::GetBucketTagging)).count(),
         2,
@@ -530,7 +547,10 @@ async fn one_changed_file_is_one_upload_and_one_invalidation_naming_it() {
     let invalidation = calls.iter().position(|c| matches!(c, Call::Invalidate { .. }));
     let unmarked = calls.iter().position(|c| matches!(c, Call::DeleteObject(k) if is_marker(k)));
     let marked = calls.iter().rposition(|c| matches!(c, Call::Put { key, .. } if is_marker(key)));
-    assert!(unmarked < upload && upload < invalidation && invalidation < marked, "unmark, upload, invalidate, mark: {calls:?}");
+    assert!(
+        unmarked < upload && upload < invalidation && invalidation < marked,
+        "unmark, upload, invalidate, mark: {calls:?}"
+    );
     assert!(!calls.iter().any(|c| matches!(c, Call::Download(_))));
     assert_eq!(sync(&site, &cloud).await.expect("sync"), Vec::<String>::new(), "done: the next plan has nothing");
 }
@@ -588,7 +608,10 @@ async fn changed_header_rules_upload_every_file_again_and_rewrite_the_marker_las
     let old_gone = calls.iter().position(|c| matches!(c, Call::DeleteObjects(keys) if keys == &old_marker));
     let first_upload = calls.iter().position(|c| matches!(c, Call::Put { key, .. } if !is_marker(key)));
     assert!(old_gone.is_some() && old_gone < first_upload, "the old marker goes before any upload: {calls:?}");
-    assert!(matches!(calls.last(), Some(Call::Put { key, .. }) if is_marker(key) && !old_marker.contains(key)), "new marker last: {calls:?}");
+    assert!(
+        matches!(calls.last(), Some(Call::Put { key, .. }) if is_marker(key) && !old_marker.contains(key)),
+        "new marker last: {calls:?}"
+    );
     let inv = invalidations(&calls);
     assert!(
         matches!(inv.as_slice(), [Call::Invalidate { paths, .. }] if paths.len() == SITE.len() + 1 && paths.contains(&"/".to_string())),
@@ -660,7 +683,10 @@ async fn a_file_edited_after_the_plan_is_refused_by_s3_with_a_clear_message() {
     let stack = site.stack();
     let put = mock!(aws_sdk_s3::Client::put_object).then_error(|| {
         PutObjectError::generic(
-            ErrorMetadata::builder().code("BadDigest").message("The Content-MD5 you specified did not match what we received.").build(),
+            ErrorMetadata::builder()
+                .code("BadDigest")
+                .message("The Content-MD5 you specified did not match what we received.")
+                .build(),
         )
     });
     // A new bucket: no marker of earlier header rules to clear.
@@ -684,5 +710,9 @@ async fn a_file_edited_after_the_plan_is_refused_by_s3_with_a_clear_message() {
 
     assert_eq!(err.code(), "BadDigest");
     let text = err.to_string();
-    assert!(text.contains(&Path::new("site").join("index.html").display().to_string()) && text.contains("run the command again"), "{text}");
+    assert!(
+        text.contains(&Path::new("site").join("index.html").display().to_string())
+            && text.contains("run the command again"),
+        "{text}"
+    );
 }
