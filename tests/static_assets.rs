@@ -55,12 +55,12 @@ async fn objects(s3: &aws_sdk_s3::Client, bucket: &str) -> BTreeMap<String, (Str
     s3.list_objects_v2()
         .bucket(bucket)
         .into_paginator()
-        .items()
         .send()
         .collect::<Result<Vec<_>, _>>()
         .await
         .expect("ListObjectsV2")
-        .into_iter()
+        .iter()
+        .flat_map(|page| page.contents().to_vec())
         .map(|o| {
             let modified = o.last_modified().map(|t| t.to_string()).unwrap_or_default();
             (o.key().unwrap_or_default().to_string(), (o.e_tag().unwrap_or_default().to_string(), modified))

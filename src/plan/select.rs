@@ -317,8 +317,8 @@ mod tests {
              subnet.public_a); did you mean vpc.main?"
         );
         assert_eq!(
-            check_one("--target", "bucket.assets").unwrap_err(),
-            "--target bucket.assets: no such resource in the spec or in live state"
+            check_one("--target", "queue.jobs").unwrap_err(),
+            "--target queue.jobs: no such resource in the spec or in live state"
         );
         // Live only (no longer in the spec): still a valid target.
         let stale = Live::new(
