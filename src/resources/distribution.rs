@@ -190,11 +190,31 @@ fn served_origin(config: &DistributionConfig) -> Option<&Origin> {
     origins.items.iter().find(|o| Some(o.id.as_str()) == target).or(origins.items.first())
 }
 
-/// A live configuration in the attributes' terms.
-fn live_attrs(config: &DistributionConfig, tags: Tags) -> AttrMap {
+/// The tag recording the OAC webscale last put on the origin, for endpoints that do not report it (see
+/// [`live_attrs`]); never part of the `tags` attribute.
+const OAC_TAG: &str = "webscale:origin-access-control";
+
+/// The tags a create or update writes: the spec's, and the OAC the origin is given ([`OAC_TAG`]).
+fn written_tags(want: &Attrs) -> Tags {
+    let mut tags = want.tags.clone();
+    tags.insert(OAC_TAG.to_string(), want.origin_access_control.clone());
+    tags
+}
+
+/// A live configuration in the attributes' terms. CloudFront reports an origin's OAC always, as an empty
+/// `OriginAccessControlId` when it has none (which reads as none: drift, if the spec wants one). An endpoint that
+/// leaves the element out entirely does not know OACs (moto drops it): there the OAC recorded at the last apply
+/// ([`OAC_TAG`]) stands in, rather than a change planned on every run that no apply can make.
+fn live_attrs(config: &DistributionConfig, mut tags: Tags) -> AttrMap {
     let origin = served_origin(config);
     let behaviour = config.default_cache_behavior.as_ref();
-    let oac_id = origin.and_then(|o| o.origin_access_control_id.as_deref()).filter(|id| !id.is_empty());
+    let recorded = tags.remove(OAC_TAG);
+    let oac_id = match origin.map(|o| o.origin_access_control_id.as_deref()) {
+        Some(Some(id)) => Some(id.to_string()),
+        Some(None) => recorded,
+        None => None,
+    }
+    .filter(|id| !id.is_empty());
     super::attrs(&json!({
         "origin_domain": origin.map(|o| o.domain_name.as_str()),
         "origin_access_control": oac_id.map(cloud_id),
@@ -227,7 +247,10 @@ fn gone(e: &CloudError) -> bool {
 /// The configuration now and the ETag a change of it must send.
 async fn config_of(cf: &aws_sdk_cloudfront::Client, id: &str) -> Result<(DistributionConfig, String), CloudError> {
     let out = cf.get_distribution_config().id(id).send().await.call("GetDistributionConfig")?;
-    let etag = out.e_tag().map(str::to_string).ok_or_else(|| CloudError::internal("GetDistributionConfig returned no ETag"))?;
+    let etag = out
+        .e_tag()
+        .map(str::to_string)
+        .ok_or_else(|| CloudError::internal("GetDistributionConfig returned no ETag"))?;
     let config = out
         .distribution_config
         .ok_or_else(|| CloudError::internal("GetDistributionConfig returned no configuration"))?;
@@ -250,8 +273,14 @@ async fn change(
         if changed == config {
             return Ok(None);
         }
-        let sent =
-            cf.update_distribution().id(id).if_match(etag).distribution_config(changed).send().await.call("UpdateDistribution");
+        let sent = cf
+            .update_distribution()
+            .id(id)
+            .if_match(etag)
+            .distribution_config(changed)
+            .send()
+            .await
+            .call("UpdateDistribution");
         match sent {
             Err(e) if stale(&e) && !retried => retried = true,
             Err(e) => return Err(e),
@@ -287,7 +316,11 @@ async fn until_deployed(cf: &aws_sdk_cloudfront::Client, id: &str, progress: &Pr
 /// one GetDistribution returns now, not the one the disable was sent with). Whatever happened in between is looked
 /// at again rather than assumed: re-enabled by someone (DistributionNotDisabled) -> disable again; changed
 /// (PreconditionFailed) -> read the new ETag; already gone -> done.
-async fn delete_when_deployed(cf: &aws_sdk_cloudfront::Client, id: &str, progress: &Progress) -> Result<(), CloudError> {
+async fn delete_when_deployed(
+    cf: &aws_sdk_cloudfront::Client,
+    id: &str,
+    progress: &Progress,
+) -> Result<(), CloudError> {
     loop {
         let out = match cf.get_distribution().id(id).send().await.call("GetDistribution") {
             Err(e) if gone(&e) => return Ok(()),
@@ -392,7 +425,8 @@ impl Kind for Distribution {
         // The comment narrows the account's distributions to the stack's candidates; their tags decide.
         let candidates = listed.iter().filter(|d| parse_marker(d.comment()).is_some_and(|(s, _)| s == stack));
         let reads = candidates.map(|d| async move {
-            let out = ctx.limited(cf.list_tags_for_resource().resource(d.arn()).send()).await.call("ListTagsForResource")?;
+            let out =
+                ctx.limited(cf.list_tags_for_resource().resource(d.arn()).send()).await.call("ListTagsForResource")?;
             let pairs = out.tags().map(|t| t.items()).unwrap_or_default();
             let tags = tags::live(pairs.iter().map(|t| (t.key(), t.value().unwrap_or_default())));
             if !tags::owned_by(&tags, stack) {
@@ -417,8 +451,10 @@ impl Kind for Distribution {
         // The create's token: a repeat of this create answers DistributionAlreadyExists rather than making a second
         // distribution (the engine then finds the first by its tags, which this same call wrote).
         let config = new_config(&want, op.client_token(128))?;
-        let with_tags =
-            DistributionConfigWithTags::builder().distribution_config(config).tags(cf_tags(&want.tags)?).build();
+        let with_tags = DistributionConfigWithTags::builder()
+            .distribution_config(config)
+            .tags(cf_tags(&written_tags(&want))?)
+            .build();
         let out = cf
             .create_distribution_with_tags()
             .distribution_config_with_tags(with_tags)
@@ -444,7 +480,12 @@ impl Kind for Distribution {
                     out.distribution().map(|d| d.arn().to_string()).unwrap_or_default()
                 }
             };
-            let have: Tags = op.live.as_ref().and_then(|l| l.get("tags")).and_then(|t| serde_json::from_value(t.clone()).ok()).unwrap_or_default();
+            let have: Tags = op
+                .live
+                .as_ref()
+                .and_then(|l| l.get("tags"))
+                .and_then(|t| serde_json::from_value(t.clone()).ok())
+                .unwrap_or_default();
             // The ownership pair is never removed: without it the distribution would be nobody's.
             let stale: Vec<String> = have
                 .keys()
@@ -459,7 +500,7 @@ impl Kind for Distribution {
                     .await
                     .call("UntagResource")?;
             }
-            let changed: Tags = want.tags.iter().filter(|(k, v)| have.get(*k) != Some(v)).map(|(k, v)| (k.clone(), v.clone())).collect();
+            let changed: Tags = written_tags(&want).into_iter().filter(|(k, v)| have.get(k) != Some(v)).collect();
             if !changed.is_empty() {
                 cf.tag_resource().resource(&arn).tags(cf_tags(&changed)?).send().await.call("TagResource")?;
             }
@@ -500,7 +541,7 @@ impl Kind for Distribution {
         if status.as_deref() != Some(DEPLOYED) {
             progress.set(status.as_deref().unwrap_or("InProgress"));
             progress.note(format!(
-                "CloudFront is still deploying distribution {id} (5-20 minutes on AWS); it serves the new configuration once its status is {DEPLOYED} (`webscale show`). `webscale apply --wait` waits for it."
+                "CloudFront is still deploying distribution {id} (5-20 minutes on AWS); it serves the new configuration once its status is {DEPLOYED} (`aws cloudfront wait distribution-deployed --id {id}`). `webscale apply --wait` waits for it."
             ));
         }
         Ok(())
@@ -510,6 +551,7 @@ impl Kind for Distribution {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Value;
 
     fn want() -> Attrs {
         Attrs {
@@ -550,7 +592,11 @@ mod tests {
         expected.insert("tags".into(), json!(w.tags));
         assert_eq!(live, expected);
         let origin = &config.origins.as_ref().unwrap().items[0];
-        assert_eq!(origin.s3_origin_config.as_ref().map(|s| s.origin_access_identity.as_str()), Some(""), "OAC, no OAI");
+        assert_eq!(
+            origin.s3_origin_config.as_ref().map(|s| s.origin_access_identity.as_str()),
+            Some(""),
+            "OAC, no OAI"
+        );
     }
 
     /// An update leaves what webscale does not manage as AWS returned it: a second origin, a logging setting, a
@@ -581,6 +627,30 @@ mod tests {
         let once = config.clone();
         manage(&mut config, &w).unwrap();
         assert_eq!(config, once);
+    }
+
+    /// CloudFront reports an origin without an OAC as an empty OriginAccessControlId: that is no OAC (a change
+    /// made by hand shows as drift), whatever was recorded. Only an endpoint that leaves the element out (moto) reads
+    /// the OAC recorded at the last apply. The record is never part of the `tags` attribute.
+    #[test]
+    fn the_recorded_oac_stands_in_only_where_the_endpoint_does_not_report_one() {
+        let w = want();
+        let recorded = written_tags(&w);
+        assert_eq!(recorded.get(OAC_TAG).map(String::as_str), Some("E2OAC"));
+        let mut config = new_config(&w, "ws-1".into()).unwrap();
+        let origin = |c: &mut DistributionConfig| c.origins.as_mut().unwrap().items[0].origin_access_control_id.take();
+
+        let reported = live_attrs(&config, recorded.clone());
+        assert_eq!(reported["origin_access_control"], cloud_id("E2OAC"));
+        assert_eq!(reported["tags"], json!(w.tags), "the record is not a tag the spec manages");
+
+        origin(&mut config);
+        let unreported = live_attrs(&config, recorded.clone());
+        assert_eq!(unreported["origin_access_control"], cloud_id("E2OAC"), "left out: the record stands in");
+
+        config.origins.as_mut().unwrap().items[0].origin_access_control_id = Some(String::new());
+        let removed = live_attrs(&config, recorded);
+        assert_eq!(removed["origin_access_control"], Value::Null, "reported empty: none, whatever was recorded");
     }
 
     #[test]

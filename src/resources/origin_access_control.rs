@@ -281,7 +281,13 @@ impl Kind for OriginAccessControl {
             .filter(|d| {
                 d.origins().is_some_and(|o| o.items().iter().any(|o| o.origin_access_control_id() == Some(&live.id)))
             })
-            .map(|d| format!("CloudFront distribution {} ({}) uses it as an origin's access control", d.id(), d.domain_name()))
+            .map(|d| {
+                format!(
+                    "CloudFront distribution {} ({}) uses it as an origin's access control",
+                    d.id(),
+                    d.domain_name()
+                )
+            })
             .collect())
     }
 }
@@ -304,7 +310,12 @@ mod tests {
         assert_eq!(owned_by_marker(&format!("assets: {text}"), "shop", "origin_access_control", "E1"), Some(a));
         let stray = owned_by_marker("webscale:stack=shop", "shop", "origin_access_control", "E1").unwrap();
         assert!(stray.name().starts_with(super::super::STRAY), "{stray}");
-        let other_kind = owned_by_marker("webscale:stack=shop webscale:address=distribution.assets", "shop", "origin_access_control", "E1");
+        let other_kind = owned_by_marker(
+            "webscale:stack=shop webscale:address=distribution.assets",
+            "shop",
+            "origin_access_control",
+            "E1",
+        );
         assert!(other_kind.is_some_and(|s| s.name().starts_with(super::super::STRAY)), "not an address of this kind");
     }
 }

@@ -297,7 +297,10 @@ async fn apply_reports_the_deployment_as_a_note_and_the_next_plan_has_no_changes
         let stack = stack(extra);
         let kinds: &[&dyn Kind] = &[&OriginAccessControl, &Cdn];
         let first = plan_of(kinds, &cloud, &stack, Mode::Apply).await;
-        assert_eq!(actions(&first), [("origin_access_control.assets", Action::Create), ("distribution.assets", Action::Create)]);
+        assert_eq!(
+            actions(&first),
+            [("origin_access_control.assets", Action::Create), ("distribution.assets", Action::Create)]
+        );
 
         let start = Instant::now();
         let options = Options { wait: wait_option, heartbeat: Duration::from_secs(30), ..Options::default() };
@@ -404,7 +407,10 @@ async fn reading_costs_a_fixed_number_of_calls_however_many_distributions_the_ac
     }
     let id = cf.existing(STACK, "distribution.assets", true, |_| {});
     for n in 0..120 {
-        cf.foreign_oac(&format!("oac-{n}"), &format!("webscale:stack=other-{n} webscale:address=origin_access_control.assets"));
+        cf.foreign_oac(
+            &format!("oac-{n}"),
+            &format!("webscale:stack=other-{n} webscale:address=origin_access_control.assets"),
+        );
     }
     let oac_id = cf.oac(&oac::name(STACK), &oac::marker(STACK, &oac::address()));
     let cloud = cf.cloud();
@@ -413,16 +419,27 @@ async fn reading_costs_a_fixed_number_of_calls_however_many_distributions_the_ac
 
     let ctx = ReadCtx::new(&cloud, &stack);
     let live = Distribution.read(&ctx, webscale::resources::GLOBAL).await.unwrap_or_else(|e| panic!("read: {e}"));
-    assert_eq!(live.iter().map(|l| (l.address.to_string(), l.id.clone())).collect::<Vec<_>>(), [("distribution.assets".to_string(), id.clone())]);
     assert_eq!(
-        (cf.calls("ListDistributions").len(), cf.calls("ListTagsForResource").len(), cf.calls("GetDistributionConfig").len()),
+        live.iter().map(|l| (l.address.to_string(), l.id.clone())).collect::<Vec<_>>(),
+        [("distribution.assets".to_string(), id.clone())]
+    );
+    assert_eq!(
+        (
+            cf.calls("ListDistributions").len(),
+            cf.calls("ListTagsForResource").len(),
+            cf.calls("GetDistributionConfig").len()
+        ),
         (2, 1, 1),
         "2 pages, tags of the one candidate, the configuration of the one owned"
     );
     assert_eq!(live[0].attrs["default_root_object"], "index.html", "from GetDistributionConfig");
 
-    let oacs = OriginAccessControl.read(&ctx, webscale::resources::GLOBAL).await.unwrap_or_else(|e| panic!("read: {e}"));
-    assert_eq!(oacs.iter().map(|l| (l.address.to_string(), l.id.clone())).collect::<Vec<_>>(), [("origin_access_control.assets".to_string(), oac_id)]);
+    let oacs =
+        OriginAccessControl.read(&ctx, webscale::resources::GLOBAL).await.unwrap_or_else(|e| panic!("read: {e}"));
+    assert_eq!(
+        oacs.iter().map(|l| (l.address.to_string(), l.id.clone())).collect::<Vec<_>>(),
+        [("origin_access_control.assets".to_string(), oac_id)]
+    );
     assert_eq!(cf.calls("ListOriginAccessControls").len(), 2, "121 OACs: two pages of 100");
 }
 
@@ -525,8 +542,11 @@ struct State {
     lose_next_create: bool,
     list_lag: Duration,
     /// Applied to a distribution right after the first GetDistributionConfig answer (someone else's change).
-    meddle: Option<(String, Box<dyn FnOnce(&mut DistributionConfig) + Send>)>,
+    meddle: Option<(String, Edit)>,
 }
+
+/// Someone else's change of a distribution's configuration.
+type Edit = Box<dyn FnOnce(&mut DistributionConfig) + Send>;
 
 impl State {
     fn next(&mut self) -> usize {
@@ -556,7 +576,13 @@ impl Fake {
     }
 
     /// A distribution as webscale makes it, tagged for `stack`, edited by `edit`; returns its id.
-    fn existing(&self, stack: &str, address: &str, deployed: bool, edit: impl FnOnce(&mut DistributionConfig)) -> String {
+    fn existing(
+        &self,
+        stack: &str,
+        address: &str,
+        deployed: bool,
+        edit: impl FnOnce(&mut DistributionConfig),
+    ) -> String {
         let mut want = resolved(&self::stack(""));
         want.insert("comment".into(), json!(oac::marker(stack, &Address::parse(address).unwrap())));
         let mut config = config_of(&want);
@@ -569,7 +595,14 @@ impl Fake {
             ("webscale:address".to_string(), address.to_string()),
         ]);
         let at = if deployed { Instant::now() } else { Instant::now() + DEPLOY };
-        s.dists.push(Dist { id: id.clone(), config, tags, etags: vec![format!("E{n:04}")], deployed_at: at, listed_from: Instant::now() });
+        s.dists.push(Dist {
+            id: id.clone(),
+            config,
+            tags,
+            etags: vec![format!("E{n:04}")],
+            deployed_at: at,
+            listed_from: Instant::now(),
+        });
         id
     }
 
@@ -724,7 +757,8 @@ impl Fake {
             let Some(d) = s.dist(&id) else {
                 return MockResponse::Error(GetDistributionConfigError::generic(meta("NoSuchDistribution", &id)));
             };
-            let out = GetDistributionConfigOutput::builder().distribution_config(d.config.clone()).e_tag(d.etag()).build();
+            let out =
+                GetDistributionConfigOutput::builder().distribution_config(d.config.clone()).e_tag(d.etag()).build();
             if s.meddle.as_ref().is_some_and(|(m, _)| *m == id) {
                 let (_, change) = s.meddle.take().expect("checked");
                 let n = s.next();
@@ -836,7 +870,9 @@ impl Fake {
             let arn = input.resource().unwrap_or_default().to_string();
             let new: Vec<(String, String)> = input
                 .tags()
-                .map(|t| t.items().iter().map(|t| (t.key().to_string(), t.value().unwrap_or_default().to_string())).collect())
+                .map(|t| {
+                    t.items().iter().map(|t| (t.key().to_string(), t.value().unwrap_or_default().to_string())).collect()
+                })
                 .unwrap_or_default();
             s.log(format!("TagResource {arn}"));
             if let Some(d) = s.dists.iter_mut().find(|d| d.arn() == arn) {
@@ -905,7 +941,9 @@ impl Fake {
             s.log(format!("CreateOriginAccessControl {}", config.name));
             let out = CfOac::builder().id(&id).origin_access_control_config(config.clone()).build().expect("an OAC");
             s.oacs.push(Oac { id, config, etag: format!("E{n:04}") });
-            MockResponse::Output(CreateOriginAccessControlOutput::builder().origin_access_control(out).e_tag(format!("E{n:04}")).build())
+            MockResponse::Output(
+                CreateOriginAccessControlOutput::builder().origin_access_control(out).e_tag(format!("E{n:04}")).build(),
+            )
         });
         let f = self.clone();
         let get_oac = mock!(CloudFront::get_origin_access_control).then_compute_response(move |input| {
@@ -913,10 +951,18 @@ impl Fake {
             let id = input.id().unwrap_or_default().to_string();
             s.log(format!("GetOriginAccessControl {id}"));
             match s.oacs.iter().find(|o| o.id == id) {
-                None => MockResponse::Error(GetOriginAccessControlError::generic(meta("NoSuchOriginAccessControl", &id))),
+                None => {
+                    MockResponse::Error(GetOriginAccessControlError::generic(meta("NoSuchOriginAccessControl", &id)))
+                }
                 Some(o) => {
-                    let oac = CfOac::builder().id(&o.id).origin_access_control_config(o.config.clone()).build().expect("an OAC");
-                    MockResponse::Output(GetOriginAccessControlOutput::builder().origin_access_control(oac).e_tag(&o.etag).build())
+                    let oac = CfOac::builder()
+                        .id(&o.id)
+                        .origin_access_control_config(o.config.clone())
+                        .build()
+                        .expect("an OAC");
+                    MockResponse::Output(
+                        GetOriginAccessControlOutput::builder().origin_access_control(oac).e_tag(&o.etag).build(),
+                    )
                 }
             }
         });
@@ -927,7 +973,10 @@ impl Fake {
             let if_match = input.if_match().unwrap_or_default().to_string();
             let n = s.next();
             let Some(o) = s.oacs.iter_mut().find(|o| o.id == id) else {
-                return MockResponse::Error(UpdateOriginAccessControlError::generic(meta("NoSuchOriginAccessControl", &id)));
+                return MockResponse::Error(UpdateOriginAccessControlError::generic(meta(
+                    "NoSuchOriginAccessControl",
+                    &id,
+                )));
             };
             if o.etag != if_match {
                 s.log(format!("UpdateOriginAccessControl {id} IfMatch={if_match} refused: PreconditionFailed"));
@@ -945,7 +994,10 @@ impl Fake {
             let id = input.id().unwrap_or_default().to_string();
             let if_match = input.if_match().unwrap_or_default().to_string();
             let in_use = s.dists.iter().any(|d| {
-                d.config.origins.as_ref().is_some_and(|o| o.items.iter().any(|o| o.origin_access_control_id.as_deref() == Some(&id)))
+                d.config
+                    .origins
+                    .as_ref()
+                    .is_some_and(|o| o.items.iter().any(|o| o.origin_access_control_id.as_deref() == Some(&id)))
             });
             let answer = match s.oacs.iter().find(|o| o.id == id) {
                 None => Err("NoSuchOriginAccessControl"),
@@ -965,7 +1017,10 @@ impl Fake {
                 }
             }
         });
-        vec![list, tags, get_config, get, update, delete, create, tag, untag, list_oacs, create_oac, get_oac, update_oac, delete_oac]
+        vec![
+            list, tags, get_config, get, update, delete, create, tag, untag, list_oacs, create_oac, get_oac,
+            update_oac, delete_oac,
+        ]
     }
 }
 
@@ -1126,7 +1181,14 @@ impl Kind for Cdn {
     async fn delete(&self, cloud: &Cloud, op: &Op<'_>) -> Result<(), CloudError> {
         Distribution.delete(cloud, op).await
     }
-    async fn wait(&self, cloud: &Cloud, op: &Op<'_>, id: &str, phase: Phase, progress: &Progress) -> Result<(), CloudError> {
+    async fn wait(
+        &self,
+        cloud: &Cloud,
+        op: &Op<'_>,
+        id: &str,
+        phase: Phase,
+        progress: &Progress,
+    ) -> Result<(), CloudError> {
         Distribution.wait(cloud, op, id, phase, progress).await
     }
 }
@@ -1149,10 +1211,13 @@ impl Hook for Quiet {
 
 /// Applies `plan`, bounded in virtual time so an engine that waits forever fails the test instead of hanging it.
 async fn run(kinds: &[&dyn Kind], cloud: &Cloud, stack: &Stack, plan: &Plan, options: &Options) -> Report {
-    let report = tokio::time::timeout(Duration::from_secs(3 * 3600), apply::apply_with(kinds, cloud, stack, plan, options, &Quiet))
-        .await
-        .expect("apply finished")
-        .unwrap_or_else(|e| panic!("{e}"));
+    let report = tokio::time::timeout(
+        Duration::from_secs(3 * 3600),
+        apply::apply_with(kinds, cloud, stack, plan, options, &Quiet),
+    )
+    .await
+    .expect("apply finished")
+    .unwrap_or_else(|e| panic!("{e}"));
     let failed: Vec<_> = report.operations.iter().filter(|o| o.result != Result_::Done).collect();
     if !failed.is_empty() {
         eprintln!("failed operations: {failed:?}");
