@@ -745,7 +745,7 @@ pub(crate) fn unused_clients() -> Clients {
 }
 
 /// An HTTP client that answers every call the way an endpoint without the service does (501 NotImplemented, in
-/// the XML body the query and REST-XML services read and the header the JSON ones read): a plan then reads kinds
+/// the XML body the query and REST-XML services read, S3's own, and the header the JSON ones read): a plan then reads kinds
 /// of those services as unserved, which is only a warning while the spec declares none of them. Never leaves the
 /// process.
 fn unserved() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
@@ -756,9 +756,15 @@ fn unserved() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
     #[derive(Debug)]
     struct Unserved;
     impl HttpConnector for Unserved {
-        fn call(&self, _: HttpRequest) -> HttpConnectorFuture {
-            let body = "<ErrorResponse><Error><Type>Sender</Type><Code>NotImplemented</Code>\
-                        <Message>not served in this test</Message></Error><RequestId>0</RequestId></ErrorResponse>";
+        fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
+            // S3 reads its errors unwrapped (`<Error>` at the root); every other XML service inside `<ErrorResponse>`.
+            let s3 = request.headers().get("x-amz-user-agent").is_some_and(|ua| ua.contains("api/s3"));
+            let body = if s3 {
+                "<Error><Code>NotImplemented</Code><Message>not served in this test</Message></Error>"
+            } else {
+                "<ErrorResponse><Error><Type>Sender</Type><Code>NotImplemented</Code>\
+                 <Message>not served in this test</Message></Error><RequestId>0</RequestId></ErrorResponse>"
+            };
             let mut response = aws_smithy_runtime_api::http::Response::new(
                 aws_smithy_runtime_api::http::StatusCode::try_from(501).expect("a valid status"),
                 aws_smithy_types::body::SdkBody::from(body),
