@@ -829,6 +829,8 @@ async fn a_create_refused_because_the_record_exists_says_it_is_not_the_stacks() 
         digests: Default::default(),
         skip_final_snapshot: false,
         wait: false,
+        stack: None,
+        progress: None,
     };
     let empty = mock!(R53::list_resource_record_sets).then_output(|| {
         op::list_resource_record_sets::ListResourceRecordSetsOutput::builder()

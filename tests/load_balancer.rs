@@ -385,6 +385,8 @@ fn an_op<'a>(address: &'a Address, desired: Option<Value>, live: Option<Value>, 
         digests: Default::default(),
         skip_final_snapshot: false,
         wait: false,
+        stack: None,
+        progress: None,
     }
 }
 

@@ -623,6 +623,8 @@ async fn a_step_after_a_create_is_retried_without_creating_twice() {
         digests: Default::default(),
         skip_final_snapshot: false,
         wait: false,
+        stack: None,
+        progress: None,
     };
     let created = InternetGateway.create(&cloud, &op).await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(created.id, "igw-new");

@@ -256,6 +256,8 @@ fn nat_op<'a>(address: &'a Address, id: Option<&'a str>, token: &str) -> Op<'a> 
         digests: Default::default(),
         skip_final_snapshot: false,
         wait: false,
+        stack: None,
+        progress: None,
     }
 }
 
@@ -515,6 +517,8 @@ async fn releasing_an_address_its_gateway_just_let_go_of_is_retried() {
         digests: Default::default(),
         skip_final_snapshot: false,
         wait: false,
+        stack: None,
+        progress: None,
     };
 
     ElasticIp.delete(&cloud, &op).await.unwrap_or_else(|e| panic!("{e}"));

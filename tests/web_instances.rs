@@ -1235,6 +1235,8 @@ user_data = "user-data.sh"
             digests: Default::default(),
             skip_final_snapshot: false,
             wait: false,
+            stack: None,
+            progress: None,
         }
     }
 

@@ -438,6 +438,8 @@ async fn run(ctx: &Ctx<'_>, node: Node, mut slot: Slot, progress: &Progress) -> 
         digests,
         skip_final_snapshot: ctx.options.skip_final_snapshot,
         wait: ctx.options.wait || change.desired.as_ref().is_some_and(|d| d.wait),
+        stack: Some(ctx.stack),
+        progress: Some(progress),
     };
     let timeouts = change.desired.as_ref().and_then(|d| d.timeouts).unwrap_or_else(|| k.timeouts());
     let policy = cloud.retry;
@@ -581,6 +583,8 @@ async fn create(ctx: &Ctx<'_>, k: &dyn Kind, op: &Op<'_>, replacing: Option<&str
             digests: op.digests.clone(),
             skip_final_snapshot: op.skip_final_snapshot,
             wait: op.wait,
+            stack: op.stack,
+            progress: op.progress,
         };
         k.update(ctx.cloud, &finish).await?;
         Ok(Created { id: live.id, outputs: live.outputs })

@@ -844,10 +844,7 @@ pub(crate) mod tests {
         let unchanged: Vec<&str> =
             p.changes.iter().filter(|c| c.action == Action::NoOp && !c.lookup).map(|c| c.address.as_str()).collect();
         let outside_the_vpc = ["elastic_ip.nat_a", "hosted_zone.main"];
-        assert!(
-            unchanged.iter().all(|a| outside_the_vpc.contains(a) || a.ends_with(".assets")),
-            "{unchanged:?}"
-        );
+        assert!(unchanged.iter().all(|a| outside_the_vpc.contains(a) || a.ends_with(".assets")), "{unchanged:?}");
         assert_eq!(change(&p, "elastic_ip.nat_a").action, Action::NoOp);
         assert_eq!(p.summary.replace, owned_changes(&p) - unchanged.len() - updated.len());
         // And the plan can be carried out: its operations have an order.

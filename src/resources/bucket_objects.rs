@@ -20,7 +20,6 @@
 //! The bucket owns the id: this resource's id is the bucket's name.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::{Arc, LazyLock, Mutex};
 
 use async_trait::async_trait;
 use aws_sdk_s3::primitives::ByteStream;
@@ -90,23 +89,11 @@ fn sorted(v: &Value) -> Value {
     }
 }
 
-/// The scanned folder of every stack planned in this process, by stack and region. A kind's create and update see
-/// only attributes (key -> MD5), not where the files are on disk nor their headers; `desired` keeps the spec's scan
-/// here for them. `apply` always plans from the spec in the same process first, so the entry is there.
-static FOLDERS: LazyLock<Mutex<HashMap<StackKey, Arc<StaticAssets>>>> = LazyLock::new(Default::default);
-
-/// A stack's name and home region.
-type StackKey = (String, String);
-
-fn remember(stack: &Stack, assets: &StaticAssets) {
-    let mut folders = FOLDERS.lock().unwrap_or_else(|e| e.into_inner());
-    folders.insert((stack.name.clone(), stack.region.clone()), Arc::new(assets.clone()));
-}
-
-fn folder(cloud: &Cloud, op: &Op<'_>) -> Result<Arc<StaticAssets>, CloudError> {
-    let folders = FOLDERS.lock().unwrap_or_else(|e| e.into_inner());
-    folders.get(&(cloud.stack().to_string(), op.region.to_string())).cloned().ok_or_else(|| {
-        CloudError::internal(format!("{}: the [static_assets] folder was not read for this stack", op.address))
+/// The spec's scan of the folder (where each file is on disk, its content type and cache header): attributes carry
+/// only key -> MD5, what a listing reads back.
+fn folder<'a>(op: &Op<'a>) -> Result<&'a StaticAssets, CloudError> {
+    op.stack.and_then(|s| s.static_assets.as_ref()).ok_or_else(|| {
+        CloudError::internal(format!("{}: the [static_assets] folder was not given to the sync", op.address))
     })
 }
 
@@ -207,7 +194,6 @@ impl Kind for BucketObjects {
 
     fn desired(&self, stack: &Stack) -> Vec<Desired> {
         let Some(assets) = stack.static_assets.as_ref() else { return Vec::new() };
-        remember(stack, assets);
         let files: Map<String, Value> =
             assets.files.iter().map(|f| (f.key.clone(), Value::String(f.md5.clone()))).collect();
         let attrs = json!({
@@ -319,7 +305,7 @@ impl Kind for BucketObjects {
 /// One sync of the bucket to the folder; `every`: upload every file (a new bucket, or new header rules).
 async fn sync(cloud: &Cloud, op: &Op<'_>, want: &Want, have: &Have, every: bool) -> Result<(), CloudError> {
     let started = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let local = folder(cloud, op)?;
+    let local = folder(op)?;
     let s3 = &cloud.clients(op.region)?.s3;
     let bucket = want.bucket.as_str();
     let steps = steps(&want.files, &have.files, every);
@@ -358,14 +344,12 @@ async fn sync(cloud: &Cloud, op: &Op<'_>, want: &Want, have: &Have, every: bool)
         let mut puts = futures::stream::iter(calls).buffer_unordered(PARALLEL_UPLOADS);
         while let Some(size) = puts.try_next().await? {
             done = (done.0 + 1, done.1 + size);
+            let line = progress_line(done.0, total, done.1, total_bytes);
+            if let Some(progress) = op.progress {
+                progress.set(line.clone());
+            }
             if done.0.is_multiple_of(PARALLEL_UPLOADS) || done.0 == total {
-                tracing::info!(
-                    bucket,
-                    "uploaded {} of {total} files ({} of {})",
-                    done.0,
-                    bytes_text(done.1),
-                    bytes_text(total_bytes)
-                );
+                tracing::info!(bucket, "{line}");
             }
         }
     }
@@ -399,6 +383,26 @@ async fn sync(cloud: &Cloud, op: &Op<'_>, want: &Want, have: &Have, every: bool)
             .call("PutObject")?;
     }
     Ok(())
+}
+
+/// `[########------------] uploaded 40 of 100 files (1.2 of 3.0 MB)`: what the heartbeat line shows while a large
+/// folder uploads (text, so it reads the same in a terminal, a CI log and the JSON `running` events).
+pub fn progress_line(files: usize, total: usize, bytes: u64, total_bytes: u64) -> String {
+    const WIDTH: usize = 20;
+    let filled = if total_bytes > 0 {
+        (bytes.min(total_bytes) as f64 / total_bytes as f64 * WIDTH as f64).round() as usize
+    } else if total > 0 {
+        files.min(total) * WIDTH / total
+    } else {
+        WIDTH
+    };
+    format!(
+        "[{}{}] uploaded {files} of {total} files ({} of {})",
+        "#".repeat(filled),
+        "-".repeat(WIDTH - filled),
+        bytes_text(bytes),
+        bytes_text(total_bytes)
+    )
 }
 
 fn bytes_text(bytes: u64) -> String {
@@ -628,6 +632,23 @@ mod tests {
         assert_ne!(r, caller_reference(&paths, &new, 200), "the same content again later: a new invalidation");
         let other: BTreeMap<&str, Option<&str>> = [("a.css", Some("2"))].into();
         assert_ne!(r, caller_reference(&paths, &other, 100));
+    }
+
+    #[test]
+    fn the_progress_line_fills_with_the_bytes_uploaded() {
+        assert_eq!(
+            progress_line(0, 4, 0, 2_000_000),
+            "[--------------------] uploaded 0 of 4 files (0.0 kB of 2.0 MB)"
+        );
+        assert_eq!(
+            progress_line(2, 4, 1_000_000, 2_000_000),
+            "[##########----------] uploaded 2 of 4 files (1.0 MB of 2.0 MB)"
+        );
+        assert_eq!(
+            progress_line(4, 4, 2_000_000, 2_000_000),
+            "[####################] uploaded 4 of 4 files (2.0 MB of 2.0 MB)"
+        );
+        assert!(progress_line(1, 2, 0, 0).starts_with("[##########----------]"), "empty files count by number");
     }
 
     #[test]

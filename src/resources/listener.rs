@@ -335,6 +335,8 @@ mod tests {
             digests: Default::default(),
             skip_final_snapshot: false,
             wait: false,
+            stack: None,
+            progress: None,
         };
         let aws = CloudError {
             operation: "CreateListener".into(),

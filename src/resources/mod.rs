@@ -15,8 +15,8 @@ pub mod bucket_policy;
 mod context;
 pub mod db_instance;
 pub mod db_subnet_group;
-pub mod dns_record;
 pub mod distribution;
+pub mod dns_record;
 pub mod dns_zone;
 mod ec2_dependents;
 mod ec2_tags;
@@ -464,6 +464,12 @@ pub struct Op<'a> {
     /// `apply --wait`, or the spec's per-resource setting ([`Desired::wait`]): a create or update waits for slow
     /// propagation (a CloudFront deployment, 5-20 minutes) instead of leaving a note that it is still in progress.
     pub wait: bool,
+    /// The checked spec, for kinds whose work needs more than attributes can carry (the files of the static
+    /// assets' folder: where each is on disk, its content type). `None` where a test drives a kind without one.
+    pub stack: Option<&'a Stack>,
+    /// Where a long create or update says how far it got ("uploaded 120 of 500 files"), for the heartbeat line;
+    /// `None` where a test drives a kind directly.
+    pub progress: Option<&'a Progress>,
 }
 
 impl Op<'_> {

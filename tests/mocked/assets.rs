@@ -338,7 +338,13 @@ fn desired(stack: &Stack) -> Attrs {
     attrs
 }
 
-fn op<'a>(address: &'a Address, desired: Attrs, live: Option<Attrs>, changed: &'a [String]) -> Op<'a> {
+fn op<'a>(
+    stack: &'a Stack,
+    address: &'a Address,
+    desired: Attrs,
+    live: Option<Attrs>,
+    changed: &'a [String],
+) -> Op<'a> {
     Op {
         address,
         region: REGION,
@@ -350,6 +356,8 @@ fn op<'a>(address: &'a Address, desired: Attrs, live: Option<Attrs>, changed: &'
         digests: Default::default(),
         skip_final_snapshot: false,
         wait: false,
+        stack: Some(stack),
+        progress: None,
     }
 }
 
@@ -363,7 +371,10 @@ fn changed(desired: &Attrs, live: &Live) -> Vec<String> {
 async fn synced(site: &Site, bucket: &Bucket, cloud: &Cloud) {
     let stack = site.stack();
     let a = address();
-    BucketObjects.create(cloud, &op(&a, desired(&stack), None, &[])).await.unwrap_or_else(|e| panic!("create: {e}"));
+    BucketObjects
+        .create(cloud, &op(&stack, &a, desired(&stack), None, &[]))
+        .await
+        .unwrap_or_else(|e| panic!("create: {e}"));
     bucket.forget_calls();
 }
 
@@ -378,7 +389,7 @@ async fn sync(site: &Site, cloud: &Cloud) -> Result<Vec<String>, webscale::aws::
         return Ok(changed);
     }
     let a = address();
-    BucketObjects.update(cloud, &op(&a, want, Some(live.attrs.clone()), &changed)).await?;
+    BucketObjects.update(cloud, &op(&stack, &a, want, Some(live.attrs.clone()), &changed)).await?;
     Ok(changed)
 }
 
@@ -469,7 +480,7 @@ async fn a_first_sync_uploads_every_file_with_its_headers_and_the_marker_last() 
     let stack = site.stack();
     let a = address();
 
-    let created = BucketObjects.create(&cloud, &op(&a, desired(&stack), None, &[])).await.expect("create");
+    let created = BucketObjects.create(&cloud, &op(&stack, &a, desired(&stack), None, &[])).await.expect("create");
 
     assert_eq!(created.id, BUCKET, "the id is the bucket's");
     let calls = bucket.calls();
@@ -637,7 +648,7 @@ async fn an_unchanged_folder_writes_nothing() {
     let live = read(&cloud, &stack).await.remove(0);
     let a = address();
     let changed = vec!["distribution".to_string()];
-    BucketObjects.update(&cloud, &op(&a, desired(&stack), Some(live.attrs), &changed)).await.expect("update");
+    BucketObjects.update(&cloud, &op(&stack, &a, desired(&stack), Some(live.attrs), &changed)).await.expect("update");
 
     let calls = bucket.calls();
     assert!(writes(&calls).is_empty(), "no upload, delete or invalidation: {calls:?}");
@@ -706,7 +717,7 @@ async fn a_file_edited_after_the_plan_is_refused_by_s3_with_a_clear_message() {
     let mut want = desired(&stack);
     want.insert("files".into(), json!({ "index.html": want["files"]["index.html"] }));
 
-    let err = BucketObjects.create(&cloud, &op(&a, want, None, &[])).await.expect_err("S3 refused the body");
+    let err = BucketObjects.create(&cloud, &op(&stack, &a, want, None, &[])).await.expect_err("S3 refused the body");
 
     assert_eq!(err.code(), "BadDigest");
     let text = err.to_string();

@@ -908,6 +908,8 @@ fn op<'a>(address: &'a Address, id: Option<&'a str>) -> Op<'a> {
         digests: Default::default(),
         skip_final_snapshot: false,
         wait: false,
+        stack: None,
+        progress: None,
     }
 }
 
