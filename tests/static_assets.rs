@@ -277,3 +277,118 @@ async fn a_bucket_name_already_in_the_account_is_named_before_anything_is_create
     assert!(!run.stdout.contains("Creating"), "nothing starts while the name is taken:\n{run}");
     cleanup.success();
 }
+
+/// A self-signed certificate for `names` (the first is the subject), as PEM (certificate, key), made with openssl.
+fn self_signed(names: &[&str]) -> (Vec<u8>, Vec<u8>) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let san = names.iter().map(|n| format!("DNS:{n}")).collect::<Vec<_>>().join(",");
+    let out = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "30", "-subj"])
+        .arg(format!("/CN={}", names[0]))
+        .args(["-addext", &format!("subjectAltName={san}"), "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("run openssl");
+    assert!(out.status.success(), "openssl: {}", String::from_utf8_lossy(&out.stderr));
+    (std::fs::read(cert).unwrap(), std::fs::read(key).unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn aliases_present_the_certificate_found_in_acm_and_get_alias_records_in_the_zone() {
+    if !with_cdn() {
+        return;
+    }
+    let stack = TestStack::new("assets-alias");
+    let zone = format!("{}.example.com", stack.name);
+    let alias = format!("static.{zone}");
+    // The network, a zone of the stack's own (no records of the load balancer: the stack has none), the assets.
+    let spec = assets_spec().replacen(
+        "[static_assets]\n",
+        &format!("[dns]\nzone = \"{zone}\"\nrecords = []\n\n[static_assets]\naliases = [\"{alias}\"]\n"),
+        1,
+    );
+    let stack = stack.with_spec(&spec);
+
+    // No certificate for the alias yet: the plan says what to look for, and nothing is created.
+    let plan = stack.run(&["plan"]);
+    assert_ne!(plan.code, 0, "{plan}");
+    assert!(plan.stderr.contains("certificate.assets: found nothing") && plan.stderr.contains(&alias), "{plan}");
+
+    // One issued certificate covering it (a wildcard), imported into ACM in us-east-1 as an operator would request
+    // one; and another for a different name, which must not be picked.
+    let config = support::sdk_config().await;
+    let acm = aws_sdk_acm::Client::new(&config);
+    let import = |names: Vec<String>| {
+        let acm = acm.clone();
+        async move {
+            let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+            let (cert, key) = self_signed(&refs);
+            let out = acm
+                .import_certificate()
+                .certificate(aws_sdk_acm::primitives::Blob::new(cert))
+                .private_key(aws_sdk_acm::primitives::Blob::new(key))
+                .send()
+                .await
+                .expect("ImportCertificate");
+            out.certificate_arn().expect("an ARN").to_string()
+        }
+    };
+    let wanted = import(vec![format!("*.{zone}")]).await;
+    let other = import(vec![format!("other.{zone}")]).await;
+    let cleanup = || async {
+        for arn in [&wanted, &other] {
+            let _ = acm.delete_certificate().certificate_arn(arn).send().await;
+        }
+    };
+
+    let apply = stack.run(&["apply", "--auto-approve"]);
+    if apply.code != 0 {
+        cleanup().await;
+        panic!("{apply}");
+    }
+    let out = outputs(&stack);
+    let id = out["distribution_id"].as_str().expect("a distribution").to_string();
+    let cf = cloudfront().await;
+    let got = cf.get_distribution_config().id(&id).send().await.expect("GetDistributionConfig");
+    let dc = got.distribution_config().expect("config");
+    let aliases = dc.aliases().map(|a| a.items().to_vec()).unwrap_or_default();
+    let cert = dc.viewer_certificate().and_then(|v| v.acm_certificate_arn()).map(str::to_string);
+    let domain = out["domain_name"].as_str().expect("a domain name").to_string();
+
+    // The alias records, through our own Route 53 client: A and AAAA at the alias, to the distribution.
+    let r53 = aws_sdk_route53::Client::new(&config);
+    let zones = r53.list_hosted_zones_by_name().dns_name(&zone).send().await.expect("ListHostedZonesByName");
+    let zone_id =
+        zones.hosted_zones().iter().find(|z| z.name() == format!("{zone}.")).expect("the zone").id().to_string();
+    let records =
+        r53.list_resource_record_sets().hosted_zone_id(&zone_id).send().await.expect("ListResourceRecordSets");
+    let at_alias: Vec<(String, String, String)> = records
+        .resource_record_sets()
+        .iter()
+        .filter(|r| r.name() == format!("{alias}."))
+        .filter_map(|r| {
+            let t = r.alias_target()?;
+            Some((r.r#type().as_str().to_string(), t.dns_name().to_string(), t.hosted_zone_id().to_string()))
+        })
+        .collect();
+    let plan = stack.run(&["plan", "--detailed-exitcode"]);
+    let destroy = stack.run(&["destroy", "--auto-approve"]);
+    let left = aws_sdk_acm::Client::new(&config).describe_certificate().certificate_arn(&wanted).send().await;
+    cleanup().await;
+
+    assert_eq!(aliases, [alias.clone()], "the distribution answers to the alias");
+    assert_eq!(cert.as_deref(), Some(wanted.as_str()), "with the certificate that covers it, not the other one");
+    let mut types: Vec<&str> = at_alias.iter().map(|(t, _, _)| t.as_str()).collect();
+    types.sort();
+    assert_eq!(types, ["A", "AAAA"], "{at_alias:?}");
+    for (_, name, zone_id) in &at_alias {
+        assert_eq!(name.trim_end_matches('.').to_ascii_lowercase(), domain.to_ascii_lowercase(), "to the distribution");
+        assert_eq!(zone_id, "Z2FDTNDATAQYW2", "CloudFront's alias zone");
+    }
+    assert_eq!(plan.code, 0, "converged:\n{plan}");
+    assert_eq!(destroy.code, 0, "{destroy}");
+    assert!(left.is_ok(), "destroy deleted the certificate, which the stack only looks up");
+}

@@ -71,6 +71,9 @@ pub struct Clients {
     pub s3: aws_sdk_s3::Client,
     /// CloudFront is global: only the [`GLOBAL`] clients' copy is used.
     pub cloudfront: aws_sdk_cloudfront::Client,
+    /// ACM: the certificate of the static assets' aliases (CloudFront takes them from us-east-1: the [`GLOBAL`]
+    /// clients' copy).
+    pub acm: aws_sdk_acm::Client,
 }
 
 impl Clients {
@@ -86,6 +89,7 @@ impl Clients {
             ssm: aws_sdk_ssm::Client::new(&config),
             s3: s3_client(&config),
             cloudfront: aws_sdk_cloudfront::Client::new(&config),
+            acm: aws_sdk_acm::Client::new(&config),
         }
     }
 }

@@ -31,6 +31,10 @@ pub fn address(record: RecordName) -> Address {
     Address::new("dns_record", record.as_str())
 }
 
+/// The hosted zone every CloudFront distribution's alias target lives in (the same in every account: Route 53
+/// API reference, AliasTarget).
+pub const CLOUDFRONT_ZONE_ID: &str = "Z2FDTNDATAQYW2";
+
 /// TTL of the ownership TXT records (alias records have none: they follow the load balancer's).
 const OWNER_TTL: i64 = 300;
 
@@ -78,12 +82,12 @@ impl Kind for DnsRecord {
     }
 
     fn desired(&self, stack: &Stack) -> Vec<Desired> {
-        let (Some(dns), Some(lb)) = (&stack.dns, &stack.load_balancer) else { return Vec::new() };
+        let Some(dns) = &stack.dns else { return Vec::new() };
         let zone = if dns.create_zone { super::hosted_zone::address() } else { super::dns_zone::address() };
-        let types: &[&str] = if lb.dualstack { &ALIAS_TYPES } else { &ALIAS_TYPES[..1] };
-        dns.records
-            .iter()
-            .map(|&r| {
+        let mut out = Vec::new();
+        if let Some(lb) = &stack.load_balancer {
+            let types: &[&str] = if lb.dualstack { &ALIAS_TYPES } else { &ALIAS_TYPES[..1] };
+            out.extend(dns.records.iter().map(|&r| {
                 let attrs = json!({
                     "zone": reference(&zone),
                     "name": r.fqdn(&dns.zone),
@@ -94,8 +98,25 @@ impl Kind for DnsRecord {
                     "evaluate_target_health": true,
                 });
                 Desired::new(GLOBAL, address(r), &attrs)
-            })
-            .collect()
+            }));
+        }
+        // The static assets' aliases point at the CloudFront distribution (IPv4 and IPv6: it serves both).
+        if let Some(assets) = stack.static_assets.as_ref().filter(|a| a.cdn) {
+            out.extend(assets.aliases.iter().map(|alias| {
+                let attrs = json!({
+                    "zone": reference(&zone),
+                    "name": alias,
+                    "types": ALIAS_TYPES,
+                    "alias_dns_name": output_reference(&super::distribution::address(), "domain_name"),
+                    "alias_zone_id": CLOUDFRONT_ZONE_ID,
+                    // Route 53 refuses target health for CloudFront aliases.
+                    "evaluate_target_health": false,
+                });
+                let name = format!("assets_{}", crate::spec::StaticAssets::alias_label(alias, &dns.zone));
+                Desired::new(GLOBAL, Address::new("dns_record", &name), &attrs)
+            }));
+        }
+        out
     }
 
     fn timeouts(&self) -> Timeouts {

@@ -41,6 +41,18 @@ pub struct StaticAssets {
     /// `apply` waits until CloudFront has deployed the distribution (5-20 minutes on AWS) instead of reporting it
     /// as still deploying.
     pub wait: bool,
+    /// Domain names the distribution answers to besides its own (`static.example.com`), lowercase, in the spec's
+    /// order: each gets alias records in the stack's hosted zone, and an issued ACM certificate covering all of them
+    /// (in us-east-1, where CloudFront takes certificates from) is looked up at plan time.
+    pub aliases: Vec<String>,
+}
+
+impl StaticAssets {
+    /// The alias records' logical names: the alias without the zone (`static`), `apex` for the zone itself.
+    pub fn alias_label(alias: &str, zone: &str) -> String {
+        let label = alias.strip_suffix(zone).map(|l| l.trim_end_matches('.')).unwrap_or(alias);
+        if label.is_empty() { "apex".to_string() } else { label.replace(['.', '-', '*'], "_") }
+    }
 }
 
 /// One file of the folder, as it is uploaded.
@@ -81,15 +93,19 @@ pub(super) struct RawStaticAssets {
     html_cache_control: Option<Spanned<String>>,
     #[serde(default)]
     wait: bool,
+    #[serde(default)]
+    aliases: Vec<Spanned<String>>,
 }
 
 pub(super) fn shape() -> Shape {
     Shape::table::<RawStaticAssets>(vec![])
 }
 
-/// Checks `[static_assets]`; `file` is the stack file (the folder is relative to it).
-pub(super) fn check(cx: &mut Checker, raw: Spanned<RawStaticAssets>, file: &Path) -> StaticAssets {
+/// Checks `[static_assets]`; `file` is the stack file (the folder is relative to it); `zone` is `[dns] zone`, if
+/// the file has one (aliases get their records there).
+pub(super) fn check(cx: &mut Checker, raw: Spanned<RawStaticAssets>, file: &Path, zone: Option<&str>) -> StaticAssets {
     let raw = raw.into_inner();
+    let aliases = aliases(cx, &raw.aliases, raw.cdn.unwrap_or(true), zone);
     if let Some(b) = &raw.bucket {
         bucket(cx, b);
     }
@@ -169,7 +185,52 @@ pub(super) fn check(cx: &mut Checker, raw: Spanned<RawStaticAssets>, file: &Path
         cache_control,
         html_cache_control,
         wait: raw.wait,
+        aliases,
     }
+}
+
+/// Each alias: a domain name in the stack's hosted zone (which gets its alias records), once, and only with
+/// CloudFront in front.
+fn aliases(cx: &mut Checker, raw: &[Spanned<String>], cdn: bool, zone: Option<&str>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for (i, a) in raw.iter().enumerate() {
+        let field = format!("static_assets.aliases[{i}]");
+        let name = a.get_ref().trim_end_matches('.').to_ascii_lowercase();
+        let labels_ok = !name.is_empty()
+            && name.len() <= 253
+            && name.split('.').all(|l| {
+                (1..=63).contains(&l.len())
+                    && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                    && !l.starts_with('-')
+                    && !l.ends_with('-')
+            });
+        if !cdn {
+            cx.err(
+                a.span(),
+                field,
+                "aliases are names CloudFront answers to, but cdn = false: remove them, or turn cdn on",
+            );
+        } else if !labels_ok {
+            cx.err(a.span(), field, format!("{:?} is not a domain name such as \"static.example.com\"", a.get_ref()));
+        } else if let Some(zone) = zone.filter(|z| name != *z && !name.ends_with(&format!(".{z}"))) {
+            cx.err(
+                a.span(),
+                field,
+                format!("{name} is not in the stack's hosted zone {zone}: use {zone} or a name ending in .{zone}"),
+            );
+        } else if zone.is_none() {
+            cx.err(
+                a.span(),
+                field,
+                "an alias gets its records in the stack's hosted zone, but the file has no [dns]: add one",
+            );
+        } else if out.contains(&name) {
+            cx.err(a.span(), field, format!("{name} is listed twice"));
+        } else {
+            out.push(name);
+        }
+    }
+    out
 }
 
 /// S3's rules for a bucket name (general purpose buckets).

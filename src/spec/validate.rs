@@ -306,7 +306,8 @@ fn check(cx: &mut Checker, raw: RawSpec, region: &RegionChoice) -> Stack {
     let zones: Vec<String> = network.zones.iter().map(|z| z.name.clone()).collect();
     let web_group = web.as_ref().map(|w| w.security_group.as_str());
     let database = raw.database.map(|d| database::check(cx, d, &security_groups, web_group, &zones));
-    let static_assets = raw.static_assets.map(|a| static_assets::check(cx, a, file));
+    let zone = dns.as_ref().map(|d| d.zone.as_str());
+    let static_assets = raw.static_assets.map(|a| static_assets::check(cx, a, file, zone));
     Stack {
         name: head.name,
         region: head.region.unwrap_or_default(),
