@@ -11,6 +11,7 @@
 //! create AWS answers badly; `gateways`: internet gateways and route tables.
 
 mod assets;
+mod certificate;
 mod cloudfront;
 mod fake;
 mod gateways;
