@@ -379,7 +379,7 @@ async fn aliases_present_the_certificate_found_in_acm_and_get_alias_records_in_t
     let left = aws_sdk_acm::Client::new(&config).describe_certificate().certificate_arn(&wanted).send().await;
     cleanup().await;
 
-    assert_eq!(aliases, [alias.clone()], "the distribution answers to the alias");
+    assert_eq!(aliases, std::slice::from_ref(&alias), "the distribution answers to the alias");
     assert_eq!(cert.as_deref(), Some(wanted.as_str()), "with the certificate that covers it, not the other one");
     let mut types: Vec<&str> = at_alias.iter().map(|(t, _, _)| t.as_str()).collect();
     types.sort();

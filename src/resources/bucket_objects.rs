@@ -391,10 +391,9 @@ pub fn progress_line(files: usize, total: usize, bytes: u64, total_bytes: u64) -
     const WIDTH: usize = 20;
     let filled = if total_bytes > 0 {
         (bytes.min(total_bytes) as f64 / total_bytes as f64 * WIDTH as f64).round() as usize
-    } else if total > 0 {
-        files.min(total) * WIDTH / total
     } else {
-        WIDTH
+        // Only empty files: count them instead (none at all: done).
+        (files.min(total) * WIDTH).checked_div(total).unwrap_or(WIDTH)
     };
     format!(
         "[{}{}] uploaded {files} of {total} files ({} of {})",
