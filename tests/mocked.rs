@@ -11,6 +11,7 @@
 //! create AWS answers badly; `gateways`: internet gateways and route tables.
 
 mod assets;
+mod bucket;
 mod certificate;
 mod cloudfront;
 mod fake;
