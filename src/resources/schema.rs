@@ -51,7 +51,9 @@ pub fn rules(schema: &[Attr], name: &str) -> Attr {
     schema.iter().copied().find(|a| a.name == name).unwrap_or(Attr::new("?"))
 }
 
-/// `sha256:HEX` of a JSON value (object keys in a fixed order, so equal values digest alike). Kept on a resource
+/// `sha256:HEX` of a JSON value: lists in a canonical order (sets), object keys in the order the value has them, so
+/// values built the same way digest alike (a value whose key order may vary must be sorted by its maker: the asset
+/// sync's header rules are). Not sorted here: every digest already kept on a resource would change. Kept on a resource
 /// for write-only values and shown in place of secrets: never reversible, and salted by the caller where the value
 /// may be guessable (the diff mixes in stack and address).
 pub fn digest(v: &Value) -> String {
