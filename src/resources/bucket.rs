@@ -93,7 +93,8 @@ pub async fn owned(ctx: &ReadCtx<'_>) -> Result<Arc<Vec<OwnedBucket>>, CloudErro
         let stack = ctx.cloud.stack();
         let wanted = desired_name(ctx.stack);
         let prefix = derived_prefix(stack);
-        let derived = ctx.stack.static_assets.as_ref().map(|a| a.bucket_name(stack, ctx.stack.account.as_deref()));
+        // The wanted name when webscale derived it (none the spec gives is claimed without the stack's tags).
+        let derived = wanted.clone().filter(|_| ctx.stack.static_assets.as_ref().is_some_and(|a| a.bucket.is_none()));
         let listed = s3
             .list_buckets()
             .max_buckets(1000)
@@ -108,15 +109,13 @@ pub async fn owned(ctx: &ReadCtx<'_>) -> Result<Arc<Vec<OwnedBucket>>, CloudErro
             .filter_map(|b| Some((b.name()?.to_string(), b.bucket_region().map(str::to_string))))
             .filter(|(name, _)| Some(name) == wanted.as_ref() || name.starts_with(&prefix))
             .collect();
+        let derived = derived.as_deref();
         let found = futures::future::try_join_all(candidates.into_iter().map(|(name, region)| {
-            let derived = derived.clone();
             async move {
                 let tags = ctx.limited(bucket_tags(s3, &name)).await?;
                 let owned_by_tag = tags::owned_by(&tags, stack);
                 // An interrupted create: the derived name, no tags yet.
-                let unfinished = tags.is_empty()
-                    && derived.as_deref() == Some(name.as_str())
-                    && ctx.stack.static_assets.as_ref().is_some_and(|a| a.bucket.is_none());
+                let unfinished = tags.is_empty() && derived == Some(name.as_str());
                 if !owned_by_tag && !unfinished {
                     return Ok(None);
                 }
@@ -260,7 +259,10 @@ impl Kind for Bucket {
         // Tags first: from here on the bucket is the stack's whatever fails next.
         cloud.settled(|| put_tags(s3, &want.name, &want.tags)).await?;
         cloud.settled(|| make_private(s3, &want.name)).await?;
-        put_versioning(s3, &want.name, want.versioning).await?;
+        // A new bucket is unversioned: only turning versioning on is a call.
+        if want.versioning {
+            put_versioning(s3, &want.name, true).await?;
+        }
         Ok(Created { id: want.name.clone(), outputs: outputs(&want.name, op.region) })
     }
 
