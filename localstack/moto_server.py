@@ -11,47 +11,51 @@ answers that cannot change while the server runs, now computed once: the list of
 os.listdir + isdir of ~150 folders, werkzeug_app.py `get_backend_for_host`) and the method names of a response
 class (inspect.getmembers, core/responses.py `call_action`).
 
-Nothing else of moto changes.
+Nothing else of moto changes. LocalStack's EC2 is moto's too: localstack_server.py applies the tag lookup there.
 """
 
 import sys
 
-import moto.core.responses
-from moto import backends
-from moto.ec2.models.core import TaggedEC2Resource
-from moto.ec2.utils import EC2_PREFIX_TO_RESOURCE, get_prefix
+
+def patch_ec2_tags():
+    from moto.ec2.models.core import TaggedEC2Resource
+    from moto.ec2.utils import EC2_PREFIX_TO_RESOURCE, get_prefix
+
+    def get_tags(self):
+        resource_id = self.id
+        if not resource_id:
+            return []
+        resource_type = EC2_PREFIX_TO_RESOURCE.get(get_prefix(resource_id), "")
+        return [
+            {"resource_id": resource_id, "key": key, "value": value, "resource_type": resource_type}
+            for key, value in self.ec2_backend.tags.get(resource_id, {}).items()
+        ]
+
+    TaggedEC2Resource.get_tags = get_tags
 
 
-def get_tags(self):
-    resource_id = self.id
-    if not resource_id:
-        return []
-    resource_type = EC2_PREFIX_TO_RESOURCE.get(get_prefix(resource_id), "")
-    return [
-        {"resource_id": resource_id, "key": key, "value": value, "resource_type": resource_type}
-        for key, value in self.ec2_backend.tags.get(resource_id, {}).items()
-    ]
+def patch_server():
+    import moto.core.responses
+    from moto import backends
 
+    modules = tuple(backends.list_of_moto_modules())
+    backends.list_of_moto_modules = lambda: modules
 
-TaggedEC2Resource.get_tags = get_tags
+    uncached = moto.core.responses.method_names_from_class
+    cache = {}
 
-_modules = tuple(backends.list_of_moto_modules())
-backends.list_of_moto_modules = lambda: _modules
+    def method_names_from_class(clazz):
+        names = cache.get(clazz)
+        if names is None:
+            names = cache[clazz] = uncached(clazz)
+        return names
 
-_method_names = {}
-_uncached_method_names = moto.core.responses.method_names_from_class
+    moto.core.responses.method_names_from_class = method_names_from_class
 
-
-def method_names_from_class(clazz):
-    names = _method_names.get(clazz)
-    if names is None:
-        names = _method_names[clazz] = _uncached_method_names(clazz)
-    return names
-
-
-moto.core.responses.method_names_from_class = method_names_from_class
 
 if __name__ == "__main__":
+    patch_ec2_tags()
+    patch_server()
     from moto.server import main
 
     sys.exit(main())
