@@ -74,6 +74,10 @@ pub struct Clients {
     /// ACM: the certificate of the static assets' aliases (CloudFront takes them from us-east-1: the [`GLOBAL`]
     /// clients' copy).
     pub acm: aws_sdk_acm::Client,
+    /// The logging pipeline's function and its permissions.
+    pub lambda: aws_sdk_lambda::Client,
+    /// IAM is global: only the [`GLOBAL`] clients' copy is used (the function's role).
+    pub iam: aws_sdk_iam::Client,
 }
 
 impl Clients {
@@ -90,6 +94,8 @@ impl Clients {
             s3: s3_client(&config),
             cloudfront: aws_sdk_cloudfront::Client::new(&config),
             acm: aws_sdk_acm::Client::new(&config),
+            lambda: aws_sdk_lambda::Client::new(&config),
+            iam: aws_sdk_iam::Client::new(&config),
         }
     }
 }

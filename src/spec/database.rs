@@ -68,6 +68,10 @@ pub struct Password {
 pub struct Secret(String);
 
 impl Secret {
+    pub(super) fn new(value: String) -> Secret {
+        Secret(value)
+    }
+
     pub fn expose(&self) -> &str {
         &self.0
     }

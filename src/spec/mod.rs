@@ -32,6 +32,7 @@ mod network;
 mod network_acls;
 mod security_groups;
 mod stack;
+mod logging;
 mod static_assets;
 mod validate;
 mod web;
@@ -47,6 +48,7 @@ pub use network::{Nat, Network, Route, RouteTable, RouteTarget, Zone};
 pub use network_acls::{NaclRule, NetworkAcl};
 pub use security_groups::{Peer, SecurityGroup, SgRule};
 pub use stack::RegionChoice;
+pub use logging::{Logging, SecretVar};
 pub use static_assets::{AssetFile, RESERVED_PREFIX, StaticAssets, content_type};
 pub use validate::parse;
 pub use web::{Ami, Web};
@@ -73,21 +75,25 @@ pub struct Stack {
     pub database: Option<Database>,
     /// `[static_assets]`: the bucket, its CloudFront distribution and the folder synced into it.
     pub static_assets: Option<StaticAssets>,
+    /// `[logging]`: the SNS topic, the Node.js function it invokes, their log groups and the function's role.
+    pub logging: Option<Logging>,
     /// The AWS account the stack is planned in, when known: names derived from it (the assets bucket's) need it.
     /// Set by the plan (see `crate::plan::build_selected`), never by the file.
     pub account: Option<String>,
 }
 
 impl Stack {
-    /// The secrets the spec takes from the environment that are unset (or not valid).
-    pub fn unset_secrets(&self) -> impl Iterator<Item = &Password> {
-        self.database.iter().filter_map(|db| db.password.as_ref()).filter(|p| p.value.is_err())
+    /// The secrets the spec takes from the environment that are unset (or not valid), as the problem each is.
+    pub fn unset_secrets(&self) -> impl Iterator<Item = &Diagnostic> {
+        let passwords = self.database.iter().filter_map(|db| db.password.as_ref()).map(|p| &p.value);
+        let variables = self.logging.iter().flat_map(|l| l.secret_environment.iter()).map(|v| &v.value);
+        passwords.chain(variables).filter_map(|v| v.as_ref().err())
     }
 
     /// Secrets the spec takes from the environment that are missing (an unset variable), for the commands that
     /// send them to AWS: plan, apply and import; validate only notes them, and destroy, show and output need none.
     pub fn require_secrets(&self) -> Result<(), SpecError> {
-        let missing: Vec<Diagnostic> = self.unset_secrets().filter_map(|p| p.value.as_ref().err().cloned()).collect();
+        let missing: Vec<Diagnostic> = self.unset_secrets().cloned().collect();
         if missing.is_empty() { Ok(()) } else { Err(SpecError::Invalid(missing)) }
     }
 }

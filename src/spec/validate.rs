@@ -21,6 +21,7 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
 use super::database::{self, RawDatabase};
+use super::logging::{self, RawLogging};
 use super::dns::{self, RawDns};
 use super::load_balancer::{self, RawLoadBalancer};
 use super::network::{self, RawNetwork};
@@ -49,6 +50,7 @@ struct RawSpec {
     dns: Option<Spanned<RawDns>>,
     database: Option<Spanned<RawDatabase>>,
     static_assets: Option<Spanned<RawStaticAssets>>,
+    logging: Option<Spanned<RawLogging>>,
 }
 
 /// The shape of the whole file: [`RawSpec`] and each tier's tables under it.
@@ -63,6 +65,7 @@ pub(super) fn spec_shape() -> Shape {
         ("dns", dns::shape()),
         ("database", database::shape()),
         ("static_assets", static_assets::shape()),
+        ("logging", logging::shape()),
     ])
 }
 
@@ -308,6 +311,7 @@ fn check(cx: &mut Checker, raw: RawSpec, region: &RegionChoice) -> Stack {
     let database = raw.database.map(|d| database::check(cx, d, &security_groups, web_group, &zones));
     let zone = dns.as_ref().map(|d| d.zone.as_str());
     let static_assets = raw.static_assets.map(|a| static_assets::check(cx, a, file, zone));
+    let logging = raw.logging.map(|l| logging::check(cx, l, file));
     Stack {
         name: head.name,
         region: head.region.unwrap_or_default(),
@@ -321,6 +325,7 @@ fn check(cx: &mut Checker, raw: RawSpec, region: &RegionChoice) -> Stack {
         dns,
         database,
         static_assets,
+        logging,
         account: None,
     }
 }
