@@ -9,6 +9,7 @@
 pub mod apply;
 pub mod aws;
 pub mod cli;
+pub mod events;
 pub mod graph;
 pub mod lock;
 pub mod plan;
@@ -37,6 +38,9 @@ pub enum Error {
     #[error("{0}")]
     Locked(String),
     /// Some operations failed; the report has already been printed.
+    /// `publish` / `logs`: the stack has no logging pipeline, or it is not applied yet.
+    #[error("{0}")]
+    Operate(String),
     #[error("{0} did not complete")]
     Incomplete(&'static str),
 }

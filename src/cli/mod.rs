@@ -66,6 +66,10 @@ pub enum Command {
     Output(OutputArgs),
     /// Adopt an existing resource (made by hand) as ADDRESS of the stack: give it the stack's ownership tags.
     Import(ImportArgs),
+    /// Publish a test event to the logging pipeline's SNS topic ([logging]).
+    Publish(PublishArgs),
+    /// Print the logging pipeline's log events (the function's log group, or the web tier's with --group app).
+    Logs(LogsArgs),
 }
 
 #[derive(Debug, Args)]
@@ -184,6 +188,38 @@ pub struct OutputArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct PublishArgs {
+    #[command(flatten)]
+    pub file: FileArgs,
+    /// The event's message (the handler logs it).
+    pub message: String,
+    /// The event's subject.
+    #[arg(long)]
+    pub subject: Option<String>,
+    /// Print `{"topic_arn": ..., "message_id": ...}`.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    #[command(flatten)]
+    pub file: FileArgs,
+    /// Which log group: `events` (the function's, where each published event is logged) or `app` (the web tier's).
+    #[arg(long, default_value = "events")]
+    pub group: String,
+    /// How far back to start: 30s, 10m, 2h, 1d.
+    #[arg(long, default_value = "10m", value_parser = crate::events::parse_since)]
+    pub since: std::time::Duration,
+    /// Keep printing new events as they arrive (every 2 seconds), until Ctrl-C.
+    #[arg(long)]
+    pub follow: bool,
+    /// One JSON object per event (`timestamp` in ms, `log_group`, `log_stream`, `message`), one per line.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
 pub struct ImportArgs {
     #[command(flatten)]
     pub file: FileArgs,
@@ -200,6 +236,8 @@ impl Cli {
             Command::Apply(a) | Command::Destroy(a) => a.json,
             Command::Show(a) => a.json,
             Command::Output(a) => a.json,
+            Command::Publish(a) => a.json,
+            Command::Logs(a) => a.json,
             Command::Validate(_) | Command::Unlock(_) | Command::Import(_) => false,
         };
         Ui::new(json, self.global.no_color)
@@ -285,6 +323,34 @@ pub async fn run(cli: Cli, ui: Ui) -> Result<ExitCode, Error> {
                 ui.warn(w);
             }
             ui.show(&inventory);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Publish(args) => {
+            let (stack, cloud) = connect(&settings, &args.file.file).await?;
+            let published = crate::events::publish(&cloud, &stack, &args.message, args.subject.as_deref()).await?;
+            ui.published(&published);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Logs(args) => {
+            let (stack, cloud) = connect(&settings, &args.file.file).await?;
+            let group = crate::events::log_group(&stack, &args.group)?;
+            let now_ms = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as i64);
+            let start = now_ms - args.since.as_millis() as i64;
+            let follow = args.follow.then_some(std::time::Duration::from_secs(2));
+            let mut printed = 0usize;
+            let mut sink = |e: &crate::events::LogEvent| {
+                printed += 1;
+                ui.log_event(e);
+            };
+            tokio::select! {
+                r = crate::events::logs(&cloud, &stack, &group, start, follow, &mut sink) => r?,
+                _ = tokio::signal::ctrl_c() => {}
+            }
+            if printed == 0 {
+                ui.err(&format!("No events in {group} since {} ago.", crate::events::since_text(args.since)));
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Output(args) => {

@@ -28,6 +28,9 @@ pub struct Outputs {
     /// `[static_assets]`: the bucket and, with CloudFront, where the assets are served.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub static_assets: Option<StaticAssets>,
+    /// `[logging]`: where to publish events and where they are logged.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub logging: Option<Logging>,
     /// Declared resources that do not exist yet (`webscale apply` creates them).
     pub missing: usize,
 }
@@ -64,6 +67,18 @@ pub struct StaticAssets {
     pub url: Option<String>,
     /// CloudFront's `Deployed`, or `InProgress` while the edge locations are still being updated (5-20 minutes).
     pub status: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Logging {
+    /// The SNS topic events are published to (`webscale publish`, or any publisher of the account).
+    pub topic_arn: Option<String>,
+    /// The Node.js function the topic invokes.
+    pub function_name: Option<String>,
+    /// Where the function writes each event (`webscale logs`).
+    pub log_group: Option<String>,
+    /// The web tier's application log group (`webscale logs --group app`).
+    pub app_log_group: Option<String>,
 }
 
 impl Outputs {
@@ -133,9 +148,19 @@ impl Outputs {
                 status: text("distribution", "status"),
             }
         });
+        let log_group = |name: &str| {
+            all().find(|o| o.address.kind() == "log_group" && o.address.name() == name).map(|o| o.id.clone())
+        };
+        let logging = stack.logging.as_ref().map(|_| Logging {
+            topic_arn: text("topic", "arn"),
+            function_name: text("function", "name"),
+            log_group: log_group(crate::spec::logging::PIPELINE),
+            app_log_group: log_group(crate::spec::logging::APP),
+        });
         Outputs {
             database,
             static_assets,
+            logging,
             site_url,
             load_balancer_dns_name,
             hosted_zone_id,

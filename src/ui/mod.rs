@@ -1,6 +1,7 @@
 //! All output, in one place: plans drawn for people or as JSON, apply progress, summaries, prompts. The engine
 //! computes and reports through [`crate::apply::Hook`]; only this module writes to the terminal.
 
+mod events;
 mod output;
 mod render;
 mod show;

@@ -62,9 +62,23 @@ pub fn outputs_text(stack: &str, o: &Outputs) -> String {
             rows.push(("assets_status", format!("{status} (CloudFront is still deploying; it serves once Deployed)")));
         }
     }
+    if let Some(logging) = &o.logging {
+        if let Some(arn) = &logging.topic_arn {
+            rows.push(("events_topic_arn", arn.clone()));
+        }
+        if let Some(name) = &logging.function_name {
+            rows.push(("events_function", name.clone()));
+        }
+        if let Some(group) = &logging.log_group {
+            rows.push(("events_log_group", group.clone()));
+        }
+        if let Some(group) = &logging.app_log_group {
+            rows.push(("app_log_group", group.clone()));
+        }
+    }
     if rows.is_empty() && o.missing == 0 {
         return format!(
-            "Stack {stack} has no outputs: it declares no web tier, load balancer, DNS, database or static assets."
+            "Stack {stack} has no outputs: it declares no web tier, load balancer, DNS, database, static assets or logging."
         );
     }
     let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
@@ -111,6 +125,7 @@ mod tests {
             missing: 0,
             database: None,
             static_assets: None,
+            logging: None,
         }
     }
 
@@ -134,6 +149,7 @@ mod tests {
             missing: 0,
             database: None,
             static_assets: None,
+            logging: None,
         };
         assert!(outputs_text("net", &none).contains("declares no web tier"));
         let text = outputs_text("shop", &Outputs { missing: 3, ..none.clone() });
