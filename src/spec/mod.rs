@@ -32,7 +32,7 @@ mod network;
 mod network_acls;
 mod security_groups;
 mod stack;
-mod logging;
+pub mod logging;
 mod static_assets;
 mod validate;
 mod web;
