@@ -16,6 +16,7 @@ mod drift;
 mod emulator;
 mod engine;
 mod load_balancer;
+mod logging;
 mod lock;
 mod lost_answer;
 mod mocked;

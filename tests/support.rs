@@ -105,21 +105,32 @@ pub fn declared(stack: &TestStack) -> usize {
 /// `[load_balancer]` and the alias records that point at it (the zone stays: Route 53 is served); the tiers that need
 /// them are tested on moto, and skipped on LocalStack with the reason printed.
 pub fn reference_text() -> String {
-    let text = without_static_assets(&without_database(&template_text()));
+    let text = without_table(&without_table(&without_database(&template_text()), "static_assets"), "logging");
     if engine() != Engine::LocalStack {
         return text;
     }
     without_load_balancer(&text)
 }
 
-/// The reference template as it is, database and static assets included (on LocalStack, without what its free
-/// edition does not serve: the load balancer and the records pointing at it, RDS, and CloudFront).
+/// The reference template as it is, database, static assets and logging included (on LocalStack, without what its
+/// free edition does not serve: the load balancer and the records pointing at it, RDS, CloudFront, and Lambda
+/// functions, which need Docker there to become Active).
 pub fn full_reference_text() -> String {
     let text = template_text();
     if engine() != Engine::LocalStack {
         return text;
     }
-    without_cdn(&without_load_balancer(&without_database(&text)))
+    without_table(&without_cdn(&without_load_balancer(&without_database(&text))), "logging")
+}
+
+/// The reference template with the logging pipeline but neither the database nor the static assets (the tests of
+/// the logging tier: tests/logging.rs).
+pub fn logging_reference_text() -> String {
+    let text = without_table(&without_database(&template_text()), "static_assets");
+    if engine() != Engine::LocalStack {
+        return text;
+    }
+    without_load_balancer(&text)
 }
 
 fn template_text() -> String {
@@ -133,10 +144,9 @@ fn without_database(text: &str) -> String {
     head.trim_end().rsplit_once("\n\n").map_or(head, |(head, _comment)| head).to_string() + "\n"
 }
 
-/// The template without `[static_assets]` (the table just before `[database]`, or last once that is gone) and the
-/// comment above it.
-fn without_static_assets(text: &str) -> String {
-    let (head, rest) = text.split_once("\n[static_assets]").expect("the template has [static_assets]");
+/// The template without the table `[NAME]` (one with no blank line inside) and the comment above it.
+pub fn without_table(text: &str, name: &str) -> String {
+    let (head, rest) = text.split_once(&format!("\n[{name}]\n")).unwrap_or_else(|| panic!("the template has no [{name}]"));
     let head = head.trim_end().rsplit_once("\n\n").map_or(head, |(head, _comment)| head).to_string();
     // What follows the table: the next table's comment and the table, if any.
     match rest.split_once("\n\n") {
@@ -207,6 +217,11 @@ impl TestStack {
         let site = self.dir.path().join("site");
         if !site.exists() {
             copy_dir(&repo().join("templates/site"), &site);
+        }
+        // The logging pipeline's handler folder, likewise.
+        let handler = self.dir.path().join("handler");
+        if !handler.exists() {
+            copy_dir(&repo().join("templates/handler"), &handler);
         }
     }
 
