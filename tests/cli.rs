@@ -55,3 +55,25 @@ fn help_lists_global_options_apart_from_the_commands_own() {
         assert!(global.contains(flag) && !own.contains(flag), "{flag} is a global option:\n{help}");
     }
 }
+
+/// The logging pipeline's Node.js handler has tests of its own (`tests/handler/`, `node --test`): run here too, so
+/// `cargo test` covers it wherever Node.js is installed (`.ci/run` also runs them on their own, and requires Node.js).
+#[test]
+fn the_handler_logs_each_sns_record_as_one_json_line_under_node_test() {
+    let out = match std::process::Command::new("node")
+        .arg("--test")
+        .arg("tests/handler/")
+        .current_dir(crate::support::repo())
+        .output()
+    {
+        Ok(out) => out,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            println!("SKIPPED: no `node` on PATH to run tests/handler/ (Node.js 20 or later)");
+            return;
+        }
+        Err(e) => panic!("running node: {e}"),
+    };
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "node --test tests/handler/ failed:\n{text}");
+    assert!(text.contains("# pass 2") && text.contains("# fail 0"), "both handler tests ran:\n{text}");
+}
