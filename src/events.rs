@@ -69,10 +69,7 @@ pub async fn publish(
         .find(|o| o.address == address && o.region == stack.region)
         .map(|o| o.id.clone())
         .ok_or_else(|| {
-            crate::Error::Operate(format!(
-                "{address} does not exist in {}: run `webscale apply` first",
-                stack.region
-            ))
+            crate::Error::Operate(format!("{address} does not exist in {}: run `webscale apply` first", stack.region))
         })?;
     let sns = &cloud.clients(&stack.region).map_err(crate::Error::Read)?.sns;
     let out = sns
@@ -128,8 +125,7 @@ pub async fn logs(
     // arrive late and out of order within it) and skips these.
     let mut seen: std::collections::HashSet<String> = Default::default();
     loop {
-        let mut pages =
-            logs.filter_log_events().log_group_name(group).start_time(from).into_paginator().send();
+        let mut pages = logs.filter_log_events().log_group_name(group).start_time(from).into_paginator().send();
         let mut batch: Vec<LogEvent> = Vec::new();
         while let Some(page) = pages.next().await {
             let page = match page.call("FilterLogEvents") {

@@ -95,8 +95,7 @@ async fn events_flow_from_the_topic_to_the_function_and_its_own_log_group_and_de
 
     // The role: pathed under the stack, trusted by Lambda alone, with the basic execution policy.
     let role_arn = fc.role().expect("a role").to_string();
-    let role =
-        iam.get_role().role_name(&name).send().await.expect("GetRole").role.expect("the role");
+    let role = iam.get_role().role_name(&name).send().await.expect("GetRole").role.expect("the role");
     assert_eq!(role.arn(), role_arn, "the function runs as the stack's role");
     assert_eq!(role.path(), format!("/webscale/{}/", stack.name));
     let trust_text = role.assume_role_policy_document().expect("a trust policy");
@@ -144,10 +143,9 @@ async fn events_flow_from_the_topic_to_the_function_and_its_own_log_group_and_de
     assert_eq!(s["Action"], "lambda:InvokeFunction", "{policy}");
     assert_eq!(s["Condition"]["ArnLike"]["AWS:SourceArn"], topic_arn.as_str(), "only this topic: {policy}");
     let topic_policy = sns.get_topic_attributes().topic_arn(&topic_arn).send().await.expect("GetTopicAttributes");
-    let topic_policy: Value = serde_json::from_str(
-        topic_policy.attributes().and_then(|a| a.get("Policy")).expect("a topic policy"),
-    )
-    .expect("JSON");
+    let topic_policy: Value =
+        serde_json::from_str(topic_policy.attributes().and_then(|a| a.get("Policy")).expect("a topic policy"))
+            .expect("JSON");
     for s in topic_policy["Statement"].as_array().expect("statements") {
         assert_ne!(s["Principal"], "*", "no statement admits everyone: {topic_policy}");
         assert_ne!(s["Principal"]["AWS"], "*", "no statement admits everyone: {topic_policy}");
@@ -204,7 +202,9 @@ async fn events_flow_from_the_topic_to_the_function_and_its_own_log_group_and_de
     logs.put_log_events()
         .log_group_name(&group_name)
         .log_stream_name("2026/11/26/[$LATEST]test")
-        .log_events(aws_sdk_cloudwatchlogs::types::InputLogEvent::builder().timestamp(now).message(&line).build().unwrap())
+        .log_events(
+            aws_sdk_cloudwatchlogs::types::InputLogEvent::builder().timestamp(now).message(&line).build().unwrap(),
+        )
         .send()
         .await
         .expect("PutLogEvents");
@@ -212,7 +212,10 @@ async fn events_flow_from_the_topic_to_the_function_and_its_own_log_group_and_de
     assert!(printed.stdout.contains(&line), "logs prints the event: {printed}");
     let json = stack.run(&["logs", "--since", "5m", "--json"]).success();
     let first: Value = serde_json::from_str(json.stdout.lines().next().unwrap_or("")).expect("one JSON object a line");
-    assert_eq!((first["log_group"].as_str(), first["message"].as_str()), (Some(group_name.as_str()), Some(line.as_str())));
+    assert_eq!(
+        (first["log_group"].as_str(), first["message"].as_str()),
+        (Some(group_name.as_str()), Some(line.as_str()))
+    );
     let app_logs = stack.run(&["logs", "--group", "app"]).success();
     assert!(app_logs.stdout.is_empty() && app_logs.stderr.contains("No events"), "{app_logs}");
 

@@ -146,7 +146,8 @@ fn without_database(text: &str) -> String {
 
 /// The template without the table `[NAME]` (one with no blank line inside) and the comment above it.
 pub fn without_table(text: &str, name: &str) -> String {
-    let (head, rest) = text.split_once(&format!("\n[{name}]\n")).unwrap_or_else(|| panic!("the template has no [{name}]"));
+    let (head, rest) =
+        text.split_once(&format!("\n[{name}]\n")).unwrap_or_else(|| panic!("the template has no [{name}]"));
     let head = head.trim_end().rsplit_once("\n\n").map_or(head, |(head, _comment)| head).to_string();
     // What follows the table: the next table's comment and the table, if any.
     match rest.split_once("\n\n") {

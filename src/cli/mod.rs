@@ -334,9 +334,8 @@ pub async fn run(cli: Cli, ui: Ui) -> Result<ExitCode, Error> {
         Command::Logs(args) => {
             let (stack, cloud) = connect(&settings, &args.file.file).await?;
             let group = crate::events::log_group(&stack, &args.group)?;
-            let now_ms = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis() as i64);
+            let now_ms =
+                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
             let start = now_ms - args.since.as_millis() as i64;
             let follow = args.follow.then_some(std::time::Duration::from_secs(2));
             let mut printed = 0usize;

@@ -245,8 +245,7 @@ pub async fn build_selected(
     // desired resources are: only then is STS asked first, one round trip more.
     let with_account;
     // The topic's policy names the account too.
-    let needs_account =
-        stack.static_assets.as_ref().is_some_and(|a| a.bucket.is_none()) || stack.logging.is_some();
+    let needs_account = stack.static_assets.as_ref().is_some_and(|a| a.bucket.is_none()) || stack.logging.is_some();
     let stack = if stack.account.is_none() && needs_account {
         with_account = crate::spec::Stack { account: who().await?, ..stack.clone() };
         &with_account

@@ -124,19 +124,18 @@ pub(super) fn check(cx: &mut Checker, raw: Spanned<RawLogging>, file: &Path) -> 
         Some(r) => r.get_ref().clone(),
         None => RUNTIMES[0].to_string(),
     };
-    let mut number = |v: &Option<Spanned<i64>>, field: &str, range: std::ops::RangeInclusive<i64>, default: u32| {
-        match v {
-            Some(n) if !range.contains(n.get_ref()) => {
-                cx.err(
-                    n.span(),
-                    f(field),
-                    format!("{} is out of range: use {} to {}", n.get_ref(), range.start(), range.end()),
-                );
-                default
-            }
-            Some(n) => *n.get_ref() as u32,
-            None => default,
+    let mut number = |v: &Option<Spanned<i64>>, field: &str, range: std::ops::RangeInclusive<i64>, default: u32| match v
+    {
+        Some(n) if !range.contains(n.get_ref()) => {
+            cx.err(
+                n.span(),
+                f(field),
+                format!("{} is out of range: use {} to {}", n.get_ref(), range.start(), range.end()),
+            );
+            default
         }
+        Some(n) => *n.get_ref() as u32,
+        None => default,
     };
     let memory_mb = number(&raw.memory_mb, "memory_mb", 128..=10240, 128);
     let timeout_seconds = number(&raw.timeout_seconds, "timeout_seconds", 1..=900, 10);

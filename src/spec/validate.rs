@@ -21,9 +21,9 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
 use super::database::{self, RawDatabase};
-use super::logging::{self, RawLogging};
 use super::dns::{self, RawDns};
 use super::load_balancer::{self, RawLoadBalancer};
+use super::logging::{self, RawLogging};
 use super::network::{self, RawNetwork};
 use super::network_acls::{self, RawNetworkAcl};
 use super::security_groups::{self, RawSecurityGroup};
