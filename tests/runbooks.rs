@@ -16,7 +16,8 @@ use crate::support::{self, Engine, copy_dir, repo, webscale};
 
 /// In the order an operator meets them: each page starts where the one before left the stack and its file. The
 /// tear-down destroys the stack, so it comes last.
-const RUNBOOKS: &[&str] = &["first-deployment", "roll-web-ami", "scale-read-replicas", "tear-down-keep-database"];
+const RUNBOOKS: &[&str] =
+    &["first-deployment", "trace-an-event", "roll-web-ami", "scale-read-replicas", "tear-down-keep-database"];
 
 #[test]
 fn runbooks_run_as_written() {
