@@ -834,17 +834,20 @@ pub(crate) mod tests {
         // The load balancer lives in the VPC: replaced, and its listener with it.
         assert_eq!(change(&p, "load_balancer.web").action, Action::Replace(ReplaceOrder::DeleteFirst));
         assert_eq!(change(&p, "listener.http").action, Action::Replace(ReplaceOrder::DeleteFirst));
-        // Everything but what belongs to no VPC: the NAT gateway's Elastic IP, the hosted zone, the static assets
-        // (and the AMI looked up, which is not the stack's); the alias records are repointed to the new load
-        // balancer in place.
+        // Everything but what belongs to no VPC: the NAT gateway's Elastic IP, the hosted zone, the static assets,
+        // the logging pipeline (and the AMI looked up, which is not the stack's); the alias records are repointed to
+        // the new load balancer in place.
         assert_eq!(p.summary.add + p.summary.destroy, 0);
         let updated: Vec<&str> =
             p.changes.iter().filter(|c| c.action == Action::Update).map(|c| c.address.as_str()).collect();
         assert!(updated.iter().all(|a| a.starts_with("dns_record.")), "{updated:?}");
         let unchanged: Vec<&str> =
             p.changes.iter().filter(|c| c.action == Action::NoOp && !c.lookup).map(|c| c.address.as_str()).collect();
-        let outside_the_vpc = ["elastic_ip.nat_a", "hosted_zone.main"];
-        assert!(unchanged.iter().all(|a| outside_the_vpc.contains(a) || a.ends_with(".assets")), "{unchanged:?}");
+        let outside_the_vpc = ["elastic_ip.nat_a", "hosted_zone.main", "log_group.app"];
+        assert!(
+            unchanged.iter().all(|a| outside_the_vpc.contains(a) || a.ends_with(".assets") || a.ends_with(".events")),
+            "{unchanged:?}"
+        );
         assert_eq!(change(&p, "elastic_ip.nat_a").action, Action::NoOp);
         assert_eq!(p.summary.replace, owned_changes(&p) - unchanged.len() - updated.len());
         // And the plan can be carried out: its operations have an order.

@@ -23,23 +23,29 @@ mod ec2_dependents;
 mod ec2_tags;
 pub mod elastic_ip;
 mod elb_tags;
+pub mod function;
+pub mod function_permission;
 pub mod hosted_zone;
 pub mod instance;
 pub mod internet_gateway;
 pub mod listener;
 pub mod load_balancer;
+pub mod log_group;
 pub mod nat_gateway;
 pub mod network_acl;
 pub mod origin_access_control;
 mod rds_tags;
+pub mod role;
 pub mod route53;
 pub mod route_table;
 mod schema;
 pub mod security_group;
 pub mod security_group_rules;
 pub mod subnet;
+pub mod subscription;
 pub mod tags;
 pub mod target_group;
+pub mod topic;
 pub mod vpc;
 
 use std::collections::BTreeMap;
@@ -86,6 +92,12 @@ pub static REGISTRY: &[&dyn Kind] = &[
     &distribution::Distribution,
     &bucket_objects::BucketObjects,
     &bucket_policy::BucketPolicy,
+    &log_group::LogGroup,
+    &topic::Topic,
+    &subscription::Subscription,
+    &role::Role,
+    &function::Function,
+    &function_permission::FunctionPermission,
 ];
 
 /// The kinds a plan or apply runs over.

@@ -407,7 +407,7 @@ mod tests {
             "\x1b[33m~\x1b[0m \x1b[1mroute_table.public\x1b[0m",
             "\x1b[32m+\x1b[0m \x1b[1mnetwork_acl.private\x1b[0m",
             "\x1b[31m-\x1b[0m owner",
-            "\x1b[1mPlan:\x1b[0m 1 to add, 9 to change, 4 to replace, 0 to destroy. 21 unchanged.",
+            "\x1b[1mPlan:\x1b[0m 1 to add, 9 to change, 4 to replace, 0 to destroy. 28 unchanged.",
         ] {
             assert!(coloured.contains(painted), "missing {painted:?} in:\n{coloured}");
         }
@@ -422,12 +422,12 @@ mod tests {
         });
         let out = text(&p);
         assert!(out.starts_with("Stack webscale in us-east-1: webscale will perform these actions:\n\n"), "{out}");
-        assert!(out.ends_with("\nPlan: 1 to add, 0 to change, 0 to replace, 0 to destroy. 34 unchanged."), "{out}");
+        assert!(out.ends_with("\nPlan: 1 to add, 0 to change, 0 to replace, 0 to destroy. 41 unchanged."), "{out}");
     }
 
     #[test]
     fn no_changes() {
         let p = plan(|_| {});
-        assert_eq!(text(&p), "No changes. Live AWS matches the spec: stack webscale in us-east-1 (35 resources).");
+        assert_eq!(text(&p), "No changes. Live AWS matches the spec: stack webscale in us-east-1 (42 resources).");
     }
 }
