@@ -16,6 +16,7 @@ mod certificate;
 mod cloudfront;
 mod fake;
 mod gateways;
+mod logging;
 mod rds;
 mod replacement;
 mod worlds;
