@@ -16,6 +16,7 @@ mod certificate;
 mod cloudfront;
 mod fake;
 mod gateways;
+mod lambda;
 mod logging;
 mod rds;
 mod replacement;
