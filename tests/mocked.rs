@@ -765,7 +765,12 @@ fn unserved() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
         fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
             // S3 reads its errors unwrapped (`<Error>` at the root); every other XML service inside `<ErrorResponse>`.
             let s3 = request.headers().get("x-amz-user-agent").is_some_and(|ua| ua.contains("api/s3"));
-            let body = if s3 {
+            // The JSON protocols (Lambda's REST-JSON, CloudWatch Logs' awsJson) parse the body as JSON.
+            let json = request.headers().get("x-amz-user-agent").is_some_and(|ua| ua.contains("api/lambda"))
+                || request.headers().get("content-type").is_some_and(|c| c.starts_with("application/x-amz-json"));
+            let body = if json {
+                r#"{"__type":"NotImplemented","message":"not served in this test"}"#
+            } else if s3 {
                 "<Error><Code>NotImplemented</Code><Message>not served in this test</Message></Error>"
             } else {
                 "<ErrorResponse><Error><Type>Sender</Type><Code>NotImplemented</Code>\
