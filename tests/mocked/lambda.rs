@@ -92,7 +92,13 @@ fn desired(stack: &Stack) -> (Address, Value) {
     (d.address, Value::Object(attrs))
 }
 
-fn op<'a>(stack: &'a Stack, address: &'a Address, id: Option<&'a str>, desired: Value, changed: &'a [String]) -> Op<'a> {
+fn op<'a>(
+    stack: &'a Stack,
+    address: &'a Address,
+    id: Option<&'a str>,
+    desired: Value,
+    changed: &'a [String],
+) -> Op<'a> {
     Op {
         address,
         region: REGION,
@@ -128,11 +134,7 @@ fn lambda_error(code: &str, message: &str) -> ErrorMetadata {
 }
 
 fn created() -> CreateFunctionOutput {
-    CreateFunctionOutput::builder()
-        .function_name(NAME)
-        .function_arn(FUNCTION_ARN)
-        .state(State::Pending)
-        .build()
+    CreateFunctionOutput::builder().function_name(NAME).function_arn(FUNCTION_ARN).state(State::Pending).build()
 }
 
 // =====================================================================================================================
@@ -231,10 +233,7 @@ async fn a_role_that_never_becomes_assumable_gives_up_after_five_minutes() {
 #[tokio::test(start_paused = true)]
 async fn a_repeated_create_finds_the_first_function() {
     let create = mock!(aws_sdk_lambda::Client::create_function).then_error(|| {
-        CreateFunctionError::generic(lambda_error(
-            "ResourceConflictException",
-            "Function already exist: mocked-events",
-        ))
+        CreateFunctionError::generic(lambda_error("ResourceConflictException", "Function already exist: mocked-events"))
     });
     let get = mock!(aws_sdk_lambda::Client::get_function)
         .match_requests(|i| i.function_name() == Some(NAME))
@@ -473,10 +472,15 @@ async fn a_read_costs_the_same_calls_whatever_the_number_of_functions_and_roles(
     let encoded: String = role::trust_policy()
         .to_string()
         .bytes()
-        .map(|b| if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
         .collect();
-    let mut roles: Vec<IamRole> =
-        (0..100).map(|i| iam_role("/", &format!("role-{i}"), "", &encoded)).collect();
+    let mut roles: Vec<IamRole> = (0..100).map(|i| iam_role("/", &format!("role-{i}"), "", &encoded)).collect();
     roles.push(iam_role("/webscale/mocked/", NAME, "webscale:stack=mocked webscale:address=role.events", &encoded));
     let list_roles = mock!(aws_sdk_iam::Client::list_roles).then_compute_output(move |input| {
         l3();
