@@ -117,10 +117,7 @@ async fn find(logs: &aws_sdk_cloudwatchlogs::Client, name: &str) -> Result<Optio
         .collect::<Result<Vec<_>, _>>()
         .await
         .call("DescribeLogGroups")?;
-    Ok(listed
-        .iter()
-        .find(|g| g.log_group_name() == Some(name))
-        .and_then(|g| Some((arn_of(g)?, g.retention_in_days()))))
+    Ok(listed.iter().find(|g| g.log_group_name() == Some(name)).and_then(|g| Some((arn_of(g)?, g.retention_in_days()))))
 }
 
 async fn group_tags(logs: &aws_sdk_cloudwatchlogs::Client, arn: &str) -> Result<Tags, CloudError> {
@@ -129,12 +126,7 @@ async fn group_tags(logs: &aws_sdk_cloudwatchlogs::Client, arn: &str) -> Result<
 }
 
 async fn put_retention(logs: &aws_sdk_cloudwatchlogs::Client, name: &str, days: i32) -> Result<(), CloudError> {
-    logs.put_retention_policy()
-        .log_group_name(name)
-        .retention_in_days(days)
-        .send()
-        .await
-        .call("PutRetentionPolicy")?;
+    logs.put_retention_policy().log_group_name(name).retention_in_days(days).send().await.call("PutRetentionPolicy")?;
     Ok(())
 }
 
@@ -271,9 +263,12 @@ impl Kind for LogGroup {
             put_retention(logs, name, want.retention_days).await?;
         }
         if op.changed("tags") {
-            let have: Tags = op.live.as_ref().and_then(|l| l.get("tags")).cloned().map_or_else(Tags::new, |t| {
-                serde_json::from_value(t).unwrap_or_default()
-            });
+            let have: Tags = op
+                .live
+                .as_ref()
+                .and_then(|l| l.get("tags"))
+                .cloned()
+                .map_or_else(Tags::new, |t| serde_json::from_value(t).unwrap_or_default());
             let (arn, _) = find(logs, name).await?.ok_or_else(|| CloudError {
                 operation: "DescribeLogGroups".into(),
                 code: Some("ResourceNotFoundException".into()),
@@ -304,17 +299,15 @@ impl Kind for LogGroup {
             .iter()
             .filter(|g| g.name == name && !tags::owned_by(&g.tags, stack))
             .map(|g| {
-                let whose = match g.tags.get(TAG_STACK) {
-                    Some(other) => format!("belongs to stack {other}"),
+                // A noun phrase: the plan shows "blocked by ..., which the stack does not own".
+                let import = format!("adopt it with `webscale import {} {name}`, or delete it", desired.address);
+                match g.tags.get(TAG_STACK) {
+                    Some(other) => format!("log group {name} of stack {other} (delete it there, or rename this stack)"),
                     None if name.starts_with("/aws/lambda/") => format!(
-                        "is not stack {stack}'s (Lambda creates /aws/lambda/FUNCTION on a function's first invocation: a leftover of an earlier function of that name?)"
+                        "log group {name} (Lambda makes /aws/lambda/FUNCTION on a function's first invocation: likely left by an earlier function of that name; {import})"
                     ),
-                    None => format!("is not stack {stack}'s"),
-                };
-                format!(
-                    "log group {name} exists and {whose}: adopt it with `webscale import {} {name}`, or delete it",
-                    desired.address
-                )
+                    None => format!("log group {name} ({import})"),
+                }
             })
             .collect())
     }

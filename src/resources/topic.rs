@@ -215,10 +215,8 @@ impl Kind for Topic {
         let found = candidates(ctx, region).await?;
         let stack = ctx.cloud.stack();
         let sns = sns(ctx.cloud, region)?;
-        let mine = found
-            .iter()
-            .filter_map(|c| Some((c, c.address(stack)?)))
-            .filter(|(_, a)| ctx.only.is_none_or(|o| o == a));
+        let mine =
+            found.iter().filter_map(|c| Some((c, c.address(stack)?))).filter(|(_, a)| ctx.only.is_none_or(|o| o == a));
         let reads = mine.map(|(c, address)| async move {
             let got = ctx.limited(sns.get_topic_attributes().topic_arn(&c.arn).send()).await;
             let attributes = match got {
@@ -330,12 +328,10 @@ impl Kind for Topic {
         Ok(found
             .iter()
             .filter(|c| c.name == name && !tags::owned_by(&c.tags, stack))
-            .map(|c| {
-                let whose = c
-                    .tags
-                    .get(TAG_STACK)
-                    .map_or_else(|| format!("is not stack {stack}'s"), |s| format!("belongs to stack {s}"));
-                format!("SNS topic {} exists and {whose}: delete it, or rename the stack", c.arn)
+            // A noun phrase: the plan shows "blocked by ..., which the stack does not own".
+            .map(|c| match c.tags.get(TAG_STACK) {
+                Some(other) => format!("SNS topic {} of stack {other} (delete it there, or rename this stack)", c.arn),
+                None => format!("SNS topic {} (made outside webscale: delete it, or rename this stack)", c.arn),
             })
             .collect())
     }

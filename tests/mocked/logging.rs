@@ -189,10 +189,9 @@ async fn a_repeated_log_group_create_meets_our_own_group_and_finishes_it() {
 /// invoked; or another stack's): the create fails, naming the group and how to adopt it, and changes nothing.
 #[tokio::test]
 async fn a_log_group_of_that_name_that_is_not_ours_is_named_never_taken_over() {
-    for (tags, says) in [
-        (HashMap::new(), "first invocation"),
-        (owned_tags("other", "log_group.events"), "belongs to stack other"),
-    ] {
+    for (tags, says) in
+        [(HashMap::new(), "first invocation"), (owned_tags("other", "log_group.events"), "belongs to stack other")]
+    {
         let create = already_exists();
         let put = retention();
         let describe = describe(vec![group(EVENTS_GROUP, None)]);
@@ -351,8 +350,9 @@ async fn a_topic_policy_given_back_in_another_form_plans_no_change() {
     let collapsed = r#"{"Statement":[{"Condition":{"StringEquals":{"aws:SourceAccount":"123456789012"},"ArnLike":{"aws:SourceArn":"arn:aws:cloudwatch:us-east-1:123456789012:alarm:*"}},"Resource":"arn:aws:sns:us-east-1:123456789012:mocked-events","Action":"sns:Publish","Principal":{"Service":"cloudwatch.amazonaws.com"},"Effect":"Allow","Sid":"CloudWatchAlarms"},{"Sid":"StackPublishers","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::123456789012:root"},"Action":["sns:Subscribe","sns:Publish","sns:ListSubscriptionsByTopic","sns:GetTopicAttributes"],"Resource":"arn:aws:sns:us-east-1:123456789012:mocked-events"}],"Version":"2012-10-17"}"#;
     let open = collapsed.replace(r#"{"AWS":"arn:aws:iam::123456789012:root"}"#, r#"{"AWS":"*"}"#);
     for (policy, expected) in [(collapsed.to_string(), Action::NoOp), (open, Action::Update)] {
-        let list_topics = mock!(aws_sdk_sns::Client::list_topics)
-            .then_output(|| ListTopicsOutput::builder().topics(SnsTopic::builder().topic_arn(TOPIC_ARN).build()).build());
+        let list_topics = mock!(aws_sdk_sns::Client::list_topics).then_output(|| {
+            ListTopicsOutput::builder().topics(SnsTopic::builder().topic_arn(TOPIC_ARN).build()).build()
+        });
         let tags = mock!(aws_sdk_sns::Client::list_tags_for_resource).then_output(|| {
             let tags = owned_tags("mocked", "topic.events");
             TopicTagsOutput::builder().set_tags(Some(tags.iter().map(|(k, v)| topic_tag(k, v)).collect())).build()
@@ -361,8 +361,7 @@ async fn a_topic_policy_given_back_in_another_form_plans_no_change() {
             .then_compute_output(move |_| GetTopicAttributesOutput::builder().attributes("Policy", &policy).build());
         let cloud = cloud(&[], &[&list_topics, &tags, &attributes]);
 
-        let plan =
-            plan::build_with(&[&Topic], &cloud, &stack(), Mode::Apply).await.unwrap_or_else(|e| panic!("{e}"));
+        let plan = plan::build_with(&[&Topic], &cloud, &stack(), Mode::Apply).await.unwrap_or_else(|e| panic!("{e}"));
 
         let change = plan.changes.iter().find(|c| c.address.as_str() == "topic.events").expect("planned");
         let changed: Vec<&str> = change.attributes.iter().map(|a| a.name.as_str()).collect();
