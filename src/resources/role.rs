@@ -367,8 +367,20 @@ impl Kind for Role {
         match found {
             Err(e) if e.is_not_found() => Ok(Vec::new()),
             Err(e) => Err(e),
+            // A noun phrase: the plan shows "blocked by ..., which the stack does not own".
             Ok(out) => match out.role {
-                Some(r) if owned(&r, stack).is_none() => Ok(vec![not_ours(name, stack)]),
+                Some(r) if owned(&r, stack).is_none() => {
+                    let other = super::origin_access_control::parse_marker(r.description().unwrap_or_default());
+                    Ok(vec![match other {
+                        Some((other, _)) if other != stack => {
+                            format!("IAM role {name} of stack {other} (delete it there, or rename this stack)")
+                        }
+                        _ => format!(
+                            "IAM role {name} at path {} (made outside webscale: delete or rename it, or rename this stack)",
+                            r.path()
+                        ),
+                    }])
+                }
                 _ => Ok(Vec::new()),
             },
         }
