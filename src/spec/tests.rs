@@ -404,8 +404,8 @@ fn unknown_key_shapes_name_only_keys_serde_takes() {
     let mut tables = 0;
     walk(&spec_shape(), "(top level)", &mut tables);
     // The file, [stack], [network], zone, route table, route, group, its rules (ingress, egress), ACL, its rules,
-    // [web], [load_balancer], its health check, [dns], [database], [static_assets].
-    assert_eq!(tables, 18);
+    // [web], [load_balancer], its health check, [dns], [database], [static_assets], [logging].
+    assert_eq!(tables, 19);
 }
 
 #[test]
