@@ -11,6 +11,11 @@ answers that cannot change while the server runs, now computed once: the list of
 os.listdir + isdir of ~150 folders, werkzeug_app.py `get_backend_for_host`) and the method names of a response
 class (inspect.getmembers, core/responses.py `call_action`).
 
+One answer is corrected rather than sped up: when moto cannot run a Lambda function's code (no Docker), it logs
+that to the function's log group with a fractional millisecond timestamp (awslambda/models.py `save_logs`), which no
+AWS SDK parses as the integer CloudWatch Logs timestamps are: every later FilterLogEvents on the group then fails
+("invalid number"). Its timestamps are made whole milliseconds, as AWS's are.
+
 Nothing else of moto changes. LocalStack's EC2 is moto's too: localstack_server.py applies the tag lookup there.
 """
 
@@ -53,9 +58,17 @@ def patch_server():
     moto.core.responses.method_names_from_class = method_names_from_class
 
 
+def patch_lambda_log_timestamps():
+    import moto.awslambda.models as awslambda
+
+    fractional = awslambda.unix_time_millis
+    awslambda.unix_time_millis = lambda *args: int(fractional(*args))
+
+
 if __name__ == "__main__":
     patch_ec2_tags()
     patch_server()
+    patch_lambda_log_timestamps()
     from moto.server import main
 
     sys.exit(main())
