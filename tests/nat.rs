@@ -42,7 +42,7 @@ fn network_only() -> String {
     for line in text.lines() {
         if line.starts_with('[') {
             let table = line.trim_start_matches('[').split([']', '.']).next().unwrap_or_default();
-            skipping = matches!(table, "web" | "load_balancer" | "dns" | "database" | "static_assets");
+            skipping = matches!(table, "web" | "load_balancer" | "dns" | "database" | "static_assets" | "logging");
         }
         if !skipping {
             out.push_str(line);
