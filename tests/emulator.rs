@@ -811,3 +811,36 @@ async fn json_vocab_one_vocabulary_across_plan_events_and_result() {
     assert_eq!(result["summary"]["destroyed"], reference_resources(), "{result}");
     assert_eq!(owned_counts(&stack.name).await, [0; 6]);
 }
+
+/// A zone the region does not have (a spec taken to another region, a letter the region lacks) is found before
+/// anything is created: the plan says it under the subnets, naming the zones the region has; apply refuses and
+/// leaves nothing behind, as the SDK sees it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_zone_the_region_does_not_have_is_named_with_the_ones_it_has_before_anything_is_created() {
+    let mut stack = TestStack::network("no-such-zone");
+    stack.edit("availability_zone = \"b\"", "availability_zone = \"z\"");
+    let ec2 = ec2().await;
+    let zones = ec2.describe_availability_zones().send().await.expect("DescribeAvailabilityZones");
+    let names: Vec<&str> = zones.availability_zones().iter().filter_map(|z| z.zone_name()).collect();
+    assert!(names.contains(&"us-east-1a") && !names.contains(&"us-east-1z"), "{names:?}");
+
+    let plan = stack.run(&["plan"]).success();
+    for subnet in ["subnet.public_b", "subnet.private_b"] {
+        let block = plan.stdout.split(&format!("  + {subnet} will be created")).nth(1).unwrap_or_default();
+        let block = block.split("\n\n").next().unwrap_or_default();
+        assert!(
+            block.contains("# cannot be created: availability zone us-east-1z does not exist in us-east-1, whose zones are us-east-1a, ")
+                && block.contains("set availability_zone in [network.zones.b] to one of them, or to its letter alone (\"a\", "),
+            "{subnet}: {plan}"
+        );
+    }
+    assert!(!plan.stdout.contains("subnet.public_a will be created\n        # cannot"), "zone a exists: {plan}");
+    let json = stack.plan();
+    let problems = json["changes"].as_array().unwrap().iter().filter(|c| c["problems"].is_array()).count();
+    assert_eq!(problems, 2, "JSON carries the problems of both subnets in zone b");
+
+    let apply = stack.run(&["apply", "--auto-approve"]);
+    assert_eq!(apply.code, 1, "{apply}");
+    assert!(apply.stderr.contains("AWS would refuse to create") && apply.stderr.contains("Nothing was changed"), "{apply}");
+    assert_eq!(owned_counts(&stack.name).await, [0; 6], "nothing was created");
+}

@@ -118,6 +118,10 @@ pub struct Change {
     /// write (found at plan time): apply and destroy refuse to start while any change has some.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub blocked_by: Vec<String>,
+    /// Why AWS would refuse this create, found at plan time from what only live AWS knows (an availability zone the
+    /// region does not have), each said with what would be valid: apply refuses to start while any change has some.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<String>,
     /// This delete or replacement destroys data (a database): apply and destroy refuse it unless the address is
     /// named with `--allow-data-loss`.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -344,17 +348,20 @@ async fn blocked(
         }
         Some(async move {
             let mut found = Vec::new();
+            let mut problems = Vec::new();
             if let Some(live) = live {
                 found.extend(kind.strangers(ctx, live, owned).await?);
             }
             if let Some(new) = new {
                 found.extend(kind.occupied(ctx, new).await?);
+                problems.extend(kind.unavailable(ctx, new).await?);
             }
-            Ok::<_, crate::aws::CloudError>((i, found))
+            Ok::<_, crate::aws::CloudError>((i, found, problems))
         })
     });
-    for (i, strangers) in futures::future::try_join_all(asks).await? {
+    for (i, strangers, problems) in futures::future::try_join_all(asks).await? {
         plan.changes[i].blocked_by = strangers;
+        plan.changes[i].problems = problems;
     }
     Ok(())
 }

@@ -662,6 +662,13 @@ pub trait Kind: Send + Sync {
         Ok(Vec::new())
     }
 
+    /// Before a create, at plan time: why AWS would refuse it for a reason only live AWS knows (a subnet in an
+    /// availability zone the region does not have), each said with what would be valid. Apply refuses to start
+    /// while any answer is not empty, so nothing is half made.
+    async fn unavailable(&self, _ctx: &ReadCtx<'_>, _desired: &Desired) -> Result<Vec<String>, CloudError> {
+        Ok(Vec::new())
+    }
+
     /// After a delete gave up on a dependency: what still holds the resource, for the error message.
     async fn blockers(&self, _cloud: &Cloud, _op: &Op<'_>) -> Option<String> {
         None

@@ -87,6 +87,35 @@ impl Kind for Subnet {
             .collect())
     }
 
+    /// A zone the region does not have (a spec moved to another region with `--region`, a zone letter the region
+    /// lacks): found before anything is created, from one DescribeAvailabilityZones per region, asked only when the
+    /// plan creates a subnet. The message names the zones the region has.
+    async fn unavailable(&self, ctx: &ReadCtx<'_>, desired: &Desired) -> Result<Vec<String>, CloudError> {
+        let Some(az) = desired.attrs.get("availability_zone").and_then(|v| v.as_str()) else { return Ok(Vec::new()) };
+        let region = desired.region.clone();
+        let zones = ctx
+            .shared(&format!("ec2:availability-zones:{region}"), || async {
+                let ec2 = ctx.cloud.ec2(&region)?;
+                let out = ec2.describe_availability_zones().send().await.call("DescribeAvailabilityZones")?;
+                let mut names: Vec<String> =
+                    out.availability_zones().iter().filter_map(|z| z.zone_name()).map(str::to_string).collect();
+                names.sort();
+                Ok(names)
+            })
+            .await?;
+        if zones.is_empty() || zones.iter().any(|z| z == az) {
+            return Ok(Vec::new());
+        }
+        let table = ctx.stack.network.zones.iter().find(|z| z.availability_zone == az).map(|z| z.name.as_str());
+        let table = table.map_or_else(|| "[network.zones]".to_string(), |t| format!("[network.zones.{t}]"));
+        let letters: Vec<&str> = zones.iter().filter_map(|z| z.strip_prefix(region.as_str())).collect();
+        Ok(vec![format!(
+            "availability zone {az} does not exist in {region}, whose zones are {}: set availability_zone in {table} to one of them, or to its letter alone ({})",
+            zones.join(", "),
+            letters.iter().map(|l| format!("\"{l}\"")).collect::<Vec<_>>().join(", ")
+        )])
+    }
+
     async fn create(&self, cloud: &Cloud, op: &Op<'_>) -> Result<Created, CloudError> {
         let want: Attrs = op.desired()?;
         let ec2 = cloud.ec2(op.region)?;

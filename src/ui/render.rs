@@ -96,6 +96,9 @@ fn change_text(c: &Change, paint: &Paint) -> String {
     for b in &c.blocked_by {
         out.push_str(&format!("        # blocked by {b}, which the stack does not own\n"));
     }
+    for p in &c.problems {
+        out.push_str(&format!("        # cannot be created: {p}\n"));
+    }
     if let Some(loss) = &c.data_loss {
         out.push_str(&format!("        # DESTROYS DATA: {}\n", loss.what));
         if let Some(snapshot) = &loss.final_snapshot {

@@ -292,6 +292,7 @@ impl Fake {
             serve!(describe_vpc_attribute),
             serve!(describe_internet_gateways),
             serve!(describe_subnets),
+            serve!(describe_availability_zones),
             serve!(describe_route_tables),
             serve!(describe_security_groups),
             serve!(describe_network_acls),
@@ -1066,6 +1067,24 @@ impl World {
             .set_associations(Some(main.chain(explicit).collect()))
             .set_tags(Some(tags(&t.tags)))
             .build()
+    }
+
+    /// The region's zones, as us-east-1 has them: asked at plan time only when the plan creates a subnet.
+    pub(super) fn describe_availability_zones(
+        &mut self,
+        _req: &op::describe_availability_zones::DescribeAvailabilityZonesInput,
+    ) -> MockResponse<
+        op::describe_availability_zones::DescribeAvailabilityZonesOutput,
+        op::describe_availability_zones::DescribeAvailabilityZonesError,
+    > {
+        let zones = ["a", "b", "c", "d", "e", "f"].map(|l| {
+            aws_sdk_ec2::types::AvailabilityZone::builder().zone_name(format!("{REGION}{l}")).region_name(REGION).build()
+        });
+        MockResponse::Output(
+            op::describe_availability_zones::DescribeAvailabilityZonesOutput::builder()
+                .set_availability_zones(Some(zones.to_vec()))
+                .build(),
+        )
     }
 
     pub(super) fn describe_subnets(
