@@ -401,11 +401,31 @@ async fn spec_changes_update_in_place_or_replace_with_the_reason() {
     assert_eq!(owned_counts(&stack.name).await, [0; 6]);
 }
 
+/// Makes the next apply fail half way, as AWS can at any create: builds the stack's VPC alone (`--target`), then
+/// puts a subnet of its own (no stack tags) where `subnet.public_b` goes, so that create meets
+/// `InvalidSubnet.Conflict`. (A zone the region does not have no longer serves: the plan refuses it up front.)
+/// Returns the subnet's id, for the test to delete it by hand.
+async fn squat_public_b(stack: &TestStack) -> String {
+    stack.run(&["apply", "--auto-approve", "--target", "vpc.main"]).success();
+    let ec2 = ec2().await;
+    let vpcs = ec2.describe_vpcs().filters(owned(&stack.name)).send().await.expect("DescribeVpcs");
+    let vpc = vpcs.vpcs().first().and_then(|v| v.vpc_id()).expect("the stack's VPC").to_string();
+    let made = ec2
+        .create_subnet()
+        .vpc_id(vpc)
+        .cidr_block("10.0.1.0/25")
+        .availability_zone("us-east-1b")
+        .send()
+        .await
+        .expect("CreateSubnet");
+    made.subnet().and_then(|s| s.subnet_id()).expect("a subnet id").to_string()
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_failed_apply_skips_dependents_keeps_going_elsewhere_and_a_rerun_finishes() {
-    let mut stack = TestStack::network("failure");
-    // us-east-1z does not exist: that zone's subnets fail, everything that needs them is skipped.
-    stack.edit("availability_zone = \"b\"", "availability_zone = \"us-east-1z\"");
+    let stack = TestStack::network("failure");
+    // A subnet made by hand where zone b's public subnet goes: its create fails, everything that needs it is skipped.
+    let squatter = squat_public_b(&stack).await;
     let failed = stack.run(&["apply", "--auto-approve"]);
     assert_eq!(failed.code, 1, "a failed apply exits 1:\n{failed}");
     assert!(failed.stderr.contains("Apply failed"), "{failed}");
@@ -416,11 +436,21 @@ async fn a_failed_apply_skips_dependents_keeps_going_elsewhere_and_a_rerun_finis
     assert!(failed.stdout.contains("security_group_rules.db: Created"), "{failed}");
     assert!(failed.stdout.contains("subnet.public_a: Created"), "{failed}");
 
-    stack.edit("availability_zone = \"us-east-1z\"", "availability_zone = \"b\"");
+    ec2().await.delete_subnet().subnet_id(&squatter).send().await.expect("DeleteSubnet");
     let plan = stack.plan();
-    assert_eq!(plan["summary"]["add"], 6, "only what failed or was skipped is left: {}", plan["summary"]);
-    // Zone a's NAT gateway and its address were built too.
-    assert_eq!(plan["summary"]["unchanged"], 12);
+    // Only what failed or was skipped is left: the subnet and what needs it. Zone b's private subnet, zone a's NAT
+    // gateway and its address were built.
+    let left: BTreeSet<&str> = plan["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["action"] == "create")
+        .filter_map(|c| c["address"].as_str())
+        .collect();
+    assert!(left.contains("subnet.public_b") && left.contains("route_table.public"), "{left:?}");
+    assert!(!left.contains("subnet.private_b") && !left.contains("subnet.public_a"), "{left:?}");
+    assert_eq!(plan["summary"]["add"], 3, "{}: {left:?}", plan["summary"]);
+    assert_eq!(plan["summary"]["unchanged"], 15);
     stack.apply();
     assert_eq!(stack.run(&["plan", "--detailed-exitcode"]).code, 0);
     assert_eq!(owned_counts(&stack.name).await, [1, 4, 1, 2, 3, 2], "nothing was created twice");
@@ -667,7 +697,7 @@ async fn the_json_stream_always_ends_with_a_result_line_and_never_prompts() {
     assert!(refused.stderr.contains("needs --auto-approve"), "{refused}");
     assert_eq!(owned_counts(&stack.name).await, [0; 6], "nothing changed without approval");
 
-    stack.edit("availability_zone = \"b\"", "availability_zone = \"us-east-1z\"");
+    let squatter = squat_public_b(&stack).await;
     let failed = stack.run(&["apply", "--json", "--auto-approve"]);
     assert_eq!(failed.code, 1, "{failed}");
     let events = lines(&failed);
@@ -680,6 +710,7 @@ async fn the_json_stream_always_ends_with_a_result_line_and_never_prompts() {
     assert!(failures.iter().any(|o| o["address"] == "subnet.public_b" && o["phase"] == "create"), "{result}");
     assert!(result["ids"]["vpc.main"].as_str().is_some_and(|id| id.starts_with("vpc-")), "{result}");
     assert!(events.iter().any(|e| e["type"] == "finished" && e.get("error").is_some()), "{failed}");
+    ec2().await.delete_subnet().subnet_id(&squatter).send().await.expect("DeleteSubnet");
 
     let destroyed = stack.run(&["destroy", "--json", "--auto-approve"]);
     assert_eq!(destroyed.code, 0, "{destroyed}");
@@ -841,6 +872,9 @@ async fn a_zone_the_region_does_not_have_is_named_with_the_ones_it_has_before_an
 
     let apply = stack.run(&["apply", "--auto-approve"]);
     assert_eq!(apply.code, 1, "{apply}");
-    assert!(apply.stderr.contains("AWS would refuse to create") && apply.stderr.contains("Nothing was changed"), "{apply}");
+    assert!(
+        apply.stderr.contains("AWS would refuse to create") && apply.stderr.contains("Nothing was changed"),
+        "{apply}"
+    );
     assert_eq!(owned_counts(&stack.name).await, [0; 6], "nothing was created");
 }
