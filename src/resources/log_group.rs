@@ -179,10 +179,6 @@ impl Kind for LogGroup {
         .collect()
     }
 
-    fn is_gone(&self, error: &CloudError) -> bool {
-        error.is_not_found() || error.code() == "ResourceNotFoundException"
-    }
-
     async fn read(&self, ctx: &ReadCtx<'_>, region: &str) -> Result<Vec<Live>, CloudError> {
         let groups = groups(ctx, region).await?;
         let stack = ctx.cloud.stack();
@@ -283,10 +279,7 @@ impl Kind for LogGroup {
     /// to expire anyway.
     async fn delete(&self, cloud: &Cloud, op: &Op<'_>) -> Result<(), CloudError> {
         let logs = logs(cloud, op.region)?;
-        match logs.delete_log_group().log_group_name(op.id()?).send().await.call("DeleteLogGroup") {
-            Err(e) if !self.is_gone(&e) => Err(e),
-            _ => Ok(()),
-        }
+        super::gone_ok(logs.delete_log_group().log_group_name(op.id()?).send().await.call("DeleteLogGroup"))
     }
 
     /// Before a create: a group of that name the stack does not own (the classic: `/aws/lambda/FUNCTION`, made by

@@ -168,10 +168,7 @@ impl Kind for Subscription {
             return Ok(());
         }
         let sns = &cloud.clients(op.region)?.sns;
-        match sns.unsubscribe().subscription_arn(id).send().await.call("Unsubscribe") {
-            Err(e) if !self.is_gone(&e) => Err(e),
-            _ => Ok(()),
-        }
+        super::gone_ok(sns.unsubscribe().subscription_arn(id).send().await.call("Unsubscribe"))
     }
 }
 

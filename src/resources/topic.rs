@@ -313,10 +313,7 @@ impl Kind for Topic {
     /// Deleting a topic deletes its subscriptions with it.
     async fn delete(&self, cloud: &Cloud, op: &Op<'_>) -> Result<(), CloudError> {
         let sns = sns(cloud, op.region)?;
-        match sns.delete_topic().topic_arn(op.id()?).send().await.call("DeleteTopic") {
-            Err(e) if !self.is_gone(&e) => Err(e),
-            _ => Ok(()),
-        }
+        super::gone_ok(sns.delete_topic().topic_arn(op.id()?).send().await.call("DeleteTopic"))
     }
 
     /// Before a create: a topic of that name the stack does not own (CreateTopic would fail on its tags, or on an
