@@ -684,7 +684,7 @@ async fn a_saved_plan_applies_as_reviewed_and_is_refused_once_stale() {
 /// stderr (a prompt cannot be answered inside a JSON stream).
 #[tokio::test(flavor = "multi_thread")]
 async fn the_json_stream_always_ends_with_a_result_line_and_never_prompts() {
-    let mut stack = TestStack::new("json-stream");
+    let stack = TestStack::new("json-stream");
     let lines = |run: &crate::support::Run| -> Vec<Value> {
         run.stdout
             .lines()

@@ -1,8 +1,9 @@
 //! Everything about talking to AWS that is not specific to a resource kind: one shared SDK config (the standard
 //! credential chain, profiles, AWS_REGION, AWS_ENDPOINT_URL), clients per region, and error classification.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
@@ -129,6 +130,9 @@ impl Default for RetryPolicy {
     }
 }
 
+/// A kind's state for one run, behind [`Cloud::shared`].
+type Shared = Arc<dyn std::any::Any + Send + Sync>;
+
 /// The connection to AWS for one stack: who we are (the stack name, for ownership), clients per region.
 #[derive(Debug, Clone)]
 pub struct Cloud {
@@ -142,6 +146,8 @@ pub struct Cloud {
     pub ignore_tags: Vec<String>,
     /// The shared config, to reach regions beyond the stack's own (absent for hand-built clients).
     config: Option<SdkConfig>,
+    /// What a kind keeps between its operations of one run (see [`Cloud::shared`]).
+    shared: Arc<Mutex<HashMap<&'static str, Shared>>>,
 }
 
 impl Cloud {
@@ -163,6 +169,7 @@ impl Cloud {
             account: None,
             ignore_tags: Vec::new(),
             config: Some(config.clone()),
+            shared: Arc::default(),
         }
     }
 
@@ -176,6 +183,24 @@ impl Cloud {
             account: None,
             ignore_tags: Vec::new(),
             config: None,
+            shared: Arc::default(),
+        }
+    }
+
+    /// The one `T` named `name` for this run, made on first use: what a kind keeps between its operations (the
+    /// Route 53 change a create started, for its wait; the turn instances take to change type). It belongs to this
+    /// cloud and its clones, never to the process, so two stacks or two tests in one process never share it.
+    pub fn shared<T: Default + Send + Sync + 'static>(&self, name: &'static str) -> Arc<T> {
+        let mut all = self.shared.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = all.entry(name).or_insert_with(|| Arc::new(T::default()));
+        match entry.clone().downcast::<T>() {
+            Ok(found) => found,
+            // Another type under the same name: a programming error, kept from panicking by starting afresh.
+            Err(_) => {
+                let fresh = Arc::new(T::default());
+                *entry = fresh.clone();
+                fresh
+            }
         }
     }
 

@@ -16,7 +16,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, LazyLock, Mutex};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -625,14 +625,13 @@ struct Lane {
     last_failure: Mutex<Option<String>>,
 }
 
-/// (stack, region) -> its lane.
-type Lanes = HashMap<(String, String), Arc<Lane>>;
+/// region -> its lane, for the run (the cloud is the stack's).
+type Lanes = Mutex<HashMap<String, Arc<Lane>>>;
 
-static LANES: LazyLock<Mutex<Lanes>> = LazyLock::new(Default::default);
-
-fn lane(stack: &str, region: &str) -> Arc<Lane> {
-    let mut lanes = LANES.lock().unwrap_or_else(|e| e.into_inner());
-    lanes.entry((stack.to_string(), region.to_string())).or_default().clone()
+fn lane(cloud: &Cloud, region: &str) -> Arc<Lane> {
+    let lanes = cloud.shared::<Lanes>("instance type lanes");
+    let mut lanes = lanes.lock().unwrap_or_else(|e| e.into_inner());
+    lanes.entry(region.to_string()).or_default().clone()
 }
 
 /// Marks the turn failed unless it completed: an error, and also the engine giving up on the wait (timeout,
@@ -662,7 +661,7 @@ async fn roll(
     instance_type: &str,
     progress: &Progress,
 ) -> Result<(), CloudError> {
-    let lane = lane(cloud.stack(), op.region);
+    let lane = lane(cloud, op.region);
     let failures = lane.failures.load(Ordering::SeqCst);
     progress.set("waiting for its turn (one instance at a time)");
     let _turn = lane.turn.lock().await;

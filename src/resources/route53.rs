@@ -235,19 +235,22 @@ pub fn describe(set: &ResourceRecordSet) -> String {
 // Changes and their wait for INSYNC
 // ---------------------------------------------------------------------------------------------------------------------
 
-/// The Route 53 change each operation started, for its wait: `Kind::wait` is handed the resource's id, not what
-/// the create/update/delete returned. Keyed by stack, address and id; lives for the process (a re-run plans afresh).
-static CHANGES: Mutex<Option<HashMap<String, String>>> = Mutex::new(None);
+/// (address, id) -> the Route 53 change the last operation on it started.
+type Changes = Mutex<HashMap<String, String>>;
 
-fn change_key(cloud: &Cloud, address: &Address, id: &str) -> String {
-    format!("{}\u{0}{address}\u{0}{id}", cloud.stack())
+fn changes(cloud: &Cloud) -> Arc<Changes> {
+    cloud.shared::<Changes>("route53 changes")
 }
 
-/// Remembers the change an operation on (`address`, `id`) started.
+fn change_key(address: &Address, id: &str) -> String {
+    format!("{address}\u{0}{id}")
+}
+
+/// Remembers the change an operation on (`address`, `id`) started, for [`wait_insync`]: `Kind::wait` is handed the
+/// resource's id, not what the create/update/delete returned.
 pub fn started(cloud: &Cloud, address: &Address, id: &str, change: Option<&aws_sdk_route53::types::ChangeInfo>) {
     let Some(change) = change else { return };
-    let mut all = CHANGES.lock().unwrap_or_else(|e| e.into_inner());
-    all.get_or_insert_with(HashMap::new).insert(change_key(cloud, address, id), change.id().to_string());
+    changes(cloud).lock().unwrap_or_else(|e| e.into_inner()).insert(change_key(address, id), change.id().to_string());
 }
 
 /// Waits until the change last started on (`address`, `id`) is INSYNC (every Route 53 name server has it; ~1-2
@@ -255,10 +258,7 @@ pub fn started(cloud: &Cloud, address: &Address, id: &str, change: Option<&aws_s
 /// the waiter polls GetChange (every 30 s and more, the SDK's backoff). Nothing to wait for when no change was
 /// started.
 pub async fn wait_insync(cloud: &Cloud, address: &Address, id: &str, progress: &Progress) -> Result<(), CloudError> {
-    let change = {
-        let mut all = CHANGES.lock().unwrap_or_else(|e| e.into_inner());
-        all.get_or_insert_with(HashMap::new).remove(&change_key(cloud, address, id))
-    };
+    let change = changes(cloud).lock().unwrap_or_else(|e| e.into_inner()).remove(&change_key(address, id));
     let Some(change) = change else { return Ok(()) };
     let r53 = client(cloud)?;
     let name = bare_change(&change);
