@@ -314,6 +314,7 @@ pub fn webscale(args: &[&str]) -> Run {
 /// The SDK config of our own clients: the emulator, dummy credentials, the test region.
 pub async fn sdk_config() -> aws_config::SdkConfig {
     aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(webscale::aws::http_client())
         .endpoint_url(endpoint())
         .region(aws_config::Region::new(REGION))
         .credentials_provider(aws_sdk_ec2::config::Credentials::new("test", "test", None, None, "tests"))

@@ -37,10 +37,21 @@ pub async fn ambient_region(settings: &Settings) -> Option<String> {
         .map(|r| r.to_string())
 }
 
+/// The HTTPS client every AWS call goes through: the SDK's own (hyper + rustls, the system's root certificates), with
+/// rustls on *ring* rather than the SDK's default aws-lc, whose C build alone took ~45 s of a clean build's CPU.
+pub fn http_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
+    use aws_smithy_http_client::tls;
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::Ring))
+        .build_https()
+}
+
 /// Loads the shared SDK config the way every AWS tool does (credential chain, profile, AWS_ENDPOINT_URL), with
 /// our overrides on top; `region` is the stack's home region.
 pub async fn load_config(settings: &Settings, region: &str) -> SdkConfig {
-    let mut loader = aws_config::defaults(BehaviorVersion::latest()).region(Region::new(region.to_string()));
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .http_client(http_client())
+        .region(Region::new(region.to_string()));
     if let Some(p) = &settings.profile {
         loader = loader.profile_name(p);
     }
