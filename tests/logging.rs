@@ -239,6 +239,31 @@ async fn events_flow_from_the_topic_to_the_function_and_its_own_log_group_and_de
     assert_eq!(after.configuration().and_then(|c| c.function_arn()), Some(function_arn.as_str()), "same function");
     assert_eq!(changes(&stack.plan()), vec![], "then no changes");
 
+    // A subscription made by hand on the stack's topic (an operator's email) would be deleted with the topic: the
+    // plan names it under the topic, and destroy deletes nothing while it is there.
+    let by_hand = sns
+        .subscribe()
+        .topic_arn(&topic_arn)
+        .protocol("email")
+        .endpoint("ops@example.com")
+        .return_subscription_arn(true)
+        .send()
+        .await
+        .expect("Subscribe");
+    let by_hand = by_hand.subscription_arn().expect("its ARN").to_string();
+    let plan = stack.run(&["plan", "--destroy"]).success();
+    assert!(
+        plan.stdout.contains(&format!("blocked by subscription {by_hand} (email to ops@example.com;")),
+        "the destroy plan names the hand-made subscription under the topic:\n{plan}"
+    );
+    let refused = stack.run(&["destroy", "--auto-approve"]);
+    assert_ne!(refused.code, 0, "a destroy that would take a hand-made subscription with it:\n{refused}");
+    assert!(refused.stderr.contains(&by_hand), "names it:\n{refused}");
+    assert!(lambda.get_function().function_name(&name).send().await.is_ok(), "nothing was deleted: {refused}");
+    let still = sns.list_subscriptions_by_topic().topic_arn(&topic_arn).send().await.expect("ListSubscriptionsByTopic");
+    assert_eq!(still.subscriptions().len(), 2, "both subscriptions are still there: {still:?}");
+    sns.unsubscribe().subscription_arn(&by_hand).send().await.expect("Unsubscribe");
+
     // Destroy: no topic, subscription, function, role or log group of the stack.
     let destroy = stack.destroy();
     assert!(destroy.stdout.contains("Destroy complete"), "{destroy}");

@@ -8,6 +8,8 @@
 //!
 //! Everything about a subscription is fixed at Subscribe (topic, protocol, endpoint): any change replaces it.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use serde::Deserialize;
 use serde_json::json;
@@ -35,6 +37,40 @@ struct Attrs {
     topic: String,
     protocol: String,
     endpoint: String,
+}
+
+/// Every subscription of the topic `arn` (the stack's and any made by hand): one ListSubscriptionsByTopic per page,
+/// read once per plan, for `subscription`'s read and for the topic's `strangers`. A topic gone since it was listed
+/// has none.
+pub async fn of_topic(
+    ctx: &ReadCtx<'_>,
+    region: &str,
+    arn: &str,
+) -> Result<Arc<Vec<aws_sdk_sns::types::Subscription>>, CloudError> {
+    ctx.shared(&format!("sns:subscriptions:{arn}"), || async {
+        let sns = &ctx.cloud.clients(region)?.sns;
+        let listed = ctx
+            .limited(
+                sns.list_subscriptions_by_topic()
+                    .topic_arn(arn)
+                    .into_paginator()
+                    .items()
+                    .send()
+                    .collect::<Result<Vec<_>, _>>(),
+            )
+            .await;
+        match listed {
+            Ok(l) => Ok(l),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found_exception()) => Ok(Vec::new()),
+            Err(e) => Err(Err::<(), _>(e).call("ListSubscriptionsByTopic").unwrap_err()),
+        }
+    })
+    .await
+}
+
+/// Whether SNS lists `arn` in place of a subscription's ARN: it waits for its endpoint to confirm it.
+pub fn is_pending(arn: &str) -> bool {
+    arn == PENDING
 }
 
 /// The function name in a Lambda ARN (`arn:aws:lambda:REGION:ACCOUNT:function:NAME[:QUALIFIER]`).
@@ -78,7 +114,6 @@ impl Kind for Subscription {
     async fn read(&self, ctx: &ReadCtx<'_>, region: &str) -> Result<Vec<Live>, CloudError> {
         let topics = topic::candidates(ctx, region).await?;
         let stack = ctx.cloud.stack();
-        let sns = &ctx.cloud.clients(region)?.sns;
         let functions = format!("{stack}-");
         let owned = topics
             .iter()
@@ -87,24 +122,9 @@ impl Kind for Subscription {
         let reads = owned.map(|(t, address)| {
             let functions = functions.as_str();
             async move {
-                let listed = ctx
-                    .limited(
-                        sns.list_subscriptions_by_topic()
-                            .topic_arn(&t.arn)
-                            .into_paginator()
-                            .items()
-                            .send()
-                            .collect::<Result<Vec<_>, _>>(),
-                    )
-                    .await;
-                let listed = match listed {
-                    Ok(l) => l,
-                    // The topic went since it was listed: so did its subscriptions.
-                    Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found_exception()) => return Ok(Vec::new()),
-                    Err(e) => return Err(Err::<(), _>(e).call("ListSubscriptionsByTopic").unwrap_err()),
-                };
+                let listed = of_topic(ctx, region, &t.arn).await?;
                 let mine = listed
-                    .into_iter()
+                    .iter()
                     .filter(|s| s.protocol() == Some(PROTOCOL))
                     .filter(|s| s.endpoint().and_then(function_name).is_some_and(|f| f.starts_with(functions)))
                     .filter_map(|s| {

@@ -332,6 +332,33 @@ impl Kind for Topic {
             })
             .collect())
     }
+
+    /// Before the topic is deleted (destroy, or a replacement): a subscription someone added by hand (an operator's
+    /// email, a queue) would go with it, silently, as SNS deletes a topic's subscriptions with it. The stack deletes
+    /// nothing it does not own, so it is named and the delete waits until it is removed or moved. From the listing
+    /// the subscriptions' read made: no extra call. One still pending confirmation is not counted: nobody can
+    /// remove it (SNS drops it after three days, or with its topic), and nothing is delivered through it yet.
+    async fn strangers(
+        &self,
+        ctx: &ReadCtx<'_>,
+        live: &Live,
+        owned: &std::collections::HashSet<String>,
+    ) -> Result<Vec<String>, CloudError> {
+        let listed = super::subscription::of_topic(ctx, &live.region, &live.id).await?;
+        Ok(listed
+            .iter()
+            .filter_map(|s| Some((s.subscription_arn()?, s)))
+            .filter(|(arn, _)| !owned.contains(*arn) && !super::subscription::is_pending(arn))
+            // A noun phrase: the plan shows "blocked by ..., which the stack does not own".
+            .map(|(arn, s)| {
+                format!(
+                    "subscription {arn} ({} to {}; SNS deletes a topic's subscriptions with it)",
+                    s.protocol().unwrap_or("unknown protocol"),
+                    s.endpoint().unwrap_or("an unknown endpoint"),
+                )
+            })
+            .collect())
+    }
 }
 
 #[cfg(test)]
