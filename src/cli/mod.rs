@@ -706,11 +706,8 @@ fn check_endpoint(settings: &Settings) -> Result<(), Error> {
 /// waiting 15 minutes on `DependencyViolation` helps nobody, and a half-done destroy helps less. So is a create
 /// where something the stack does not own already sits (a DNS record made by hand): webscale never takes it over.
 fn refuse_if_blocked(plan: &Plan, verb: &str) -> Result<(), Error> {
-    let problems: Vec<String> = plan
-        .changes
-        .iter()
-        .flat_map(|c| c.problems.iter().map(move |p| format!("\n  {}: {p}", c.address)))
-        .collect();
+    let problems: Vec<String> =
+        plan.changes.iter().flat_map(|c| c.problems.iter().map(move |p| format!("\n  {}: {p}", c.address))).collect();
     if !problems.is_empty() {
         return Err(Error::Refused(format!(
             "{verb} cannot complete: AWS would refuse to create{}\nCorrect the stack file, then run the same command again. Nothing was changed.",

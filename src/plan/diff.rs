@@ -268,7 +268,7 @@ pub fn diff_replacing(
             depends_on: d.depends_on.clone(),
             lookup: false,
             blocked_by: Vec::new(),
-                problems: Vec::new(),
+            problems: Vec::new(),
             data_loss: None,
             // A resource being replaced is not waited for: its successor is.
             pending: l.pending.clone().filter(|_| !action.is_replace()),
@@ -313,7 +313,7 @@ pub fn diff_replacing(
             depends_on: Vec::new(),
             lookup: false,
             blocked_by: Vec::new(),
-                problems: Vec::new(),
+            problems: Vec::new(),
             data_loss: None,
             pending: None,
             desired: None,

@@ -135,7 +135,7 @@ impl Kind for Subscription {
                             "endpoint": s.endpoint(),
                         }));
                         let mut live = Live::new(address.clone(), region, id.clone(), attrs);
-                        if id == PENDING {
+                        if is_pending(&id) {
                             live.pending = Some("pending confirmation".to_string());
                         }
                         Some(live)

@@ -1078,7 +1078,10 @@ impl World {
         op::describe_availability_zones::DescribeAvailabilityZonesError,
     > {
         let zones = ["a", "b", "c", "d", "e", "f"].map(|l| {
-            aws_sdk_ec2::types::AvailabilityZone::builder().zone_name(format!("{REGION}{l}")).region_name(REGION).build()
+            aws_sdk_ec2::types::AvailabilityZone::builder()
+                .zone_name(format!("{REGION}{l}"))
+                .region_name(REGION)
+                .build()
         });
         MockResponse::Output(
             op::describe_availability_zones::DescribeAvailabilityZonesOutput::builder()
